@@ -1,0 +1,74 @@
+"""Entry point: dispatch `looop <verb>` through VERBS, map errors to exits.
+
+Imports nothing heavy: a verb's module is imported only when it runs, so
+`looop ls` costs about one psutil scan (SPEC §13).
+"""
+from __future__ import annotations
+
+import sys
+
+from looop.errors import LooopError
+
+# verb → (module, function, one-line summary). Hidden verbs start with "_".
+VERBS: dict[str, tuple[str, str, str]] = {
+    "run": ("looop.cli.run", "cmd_run", "start the tree in the foreground (the default verb)"),
+    "ls": ("looop.cli.ls", "cmd_ls", "list sessions: the pulse first, then workers"),
+    "watch": ("looop.cli.observe", "cmd_watch", "follow a session's output read-only"),
+    "log": ("looop.cli.observe", "cmd_log", "show a session's recorded output"),
+    "shot": ("looop.cli.observe", "cmd_shot", "the session's current screen"),
+    "expect": ("looop.cli.observe", "cmd_expect", "block until a regex matches the output"),
+    "wait": ("looop.cli.observe", "cmd_wait", "block until a session exits; exit with its code"),
+    "wait-idle": ("looop.cli.observe", "cmd_wait_idle", "block until output is quiet"),
+    "send": ("looop.cli.steer", "cmd_send", "type text (+ Enter) into a worker"),
+    "key": ("looop.cli.steer", "cmd_key", "send named keys to a worker"),
+    "resize": ("looop.cli.steer", "cmd_resize", "resize a worker's terminal"),
+    "restart": ("looop.cli.steer", "cmd_restart", "restart a worker's command"),
+    "kill": ("looop.cli.steer", "cmd_kill", "stop a worker"),
+    "flag": ("looop.cli.steer", "cmd_flag", "raise a worker's attention flag"),
+    "unflag": ("looop.cli.steer", "cmd_unflag", "clear a worker's attention flag"),
+    "detach": ("looop.cli.steer", "cmd_detach", "force-detach terminals attached to a worker"),
+    "start-session": ("looop.cli.steer", "cmd_start_session", "start a worker in the running tree"),
+    "prune": ("looop.cli.steer", "cmd_prune", "remove every finished session dir"),
+    "attach": ("looop.cli.attach", "cmd_attach", "attach this terminal to a worker"),
+    "version": ("looop.cli.main", "cmd_version", "print the version"),
+    "_pulse": ("looop.pulse.loop", "cmd_pulse", "internal: the pulse body"),
+}
+
+
+def cmd_version(argv: list[str]) -> int:
+    from looop import __version__
+    print(f"looop {__version__}")
+    return 0
+
+
+def suggest(word: str) -> str:
+    import difflib
+    close = difflib.get_close_matches(word, [v for v in VERBS if not v.startswith("_")], n=1)
+    return f" — did you mean '{close[0]}'?" if close else " — see `looop help`"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verb = "run"
+    if argv and not argv[0].startswith("-"):
+        verb = argv.pop(0)
+    elif argv and argv[0] in ("-h", "--help"):
+        verb = "help" if "help" in VERBS else "run"
+        argv = argv[1:] if verb == "help" else argv
+    elif argv and argv[0] in ("-V", "--version"):
+        verb = "version"
+    entry = VERBS.get(verb)
+    if entry is None:
+        print(f"looop: unknown verb '{verb}'{suggest(verb)}", file=sys.stderr)
+        return 1
+    module, func, _ = entry
+    import importlib
+    try:
+        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+    except LooopError as e:
+        print(f"looop {verb}: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,223 @@
+"""Verbs that observe a session: from its files, and the screen over the socket.
+
+They work on finished sessions too (where it makes sense) and on `pulse`.
+Waiting verbs poll files with a deadline (50 ms period): no inotify needed,
+and a dead root cannot leave them hanging.
+"""
+from __future__ import annotations
+
+import re
+import sys
+import time
+from typing import Any
+
+from looop.cli.args import duration, parser, session_arg
+from looop.errors import LooopError, Timeout, UsageError
+from looop.store import jsonio, paths, sessions
+
+POLL = 0.05
+_ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[@-Z\\^_=>]")
+
+
+def strip_ansi(data: bytes) -> str:
+    return _ANSI.sub(b"", data).replace(b"\r\n", b"\n").decode("utf-8", "replace")
+
+
+def target(sid: str) -> tuple[str, str]:
+    """(data dir, id) of an existing session; UsageError names a missing one."""
+    d = paths.data_dir()
+    sid = paths.check_id(sid, "session", allow_pulse=True)
+    if not sessions.exists(d, sid):
+        raise UsageError(f"no session {sid!r} (see `looop ls`)")
+    return d, sid
+
+
+def alive(d: str, sid: str) -> bool:
+    """Is the session's supervising child still there, carrying its title?
+    (pid + title, so a reused pid is never taken for the session)."""
+    st = sessions.read_status(d, sid)
+    if st.get("state") not in ("starting", "running") or not st.get("child_pid"):
+        return False
+    try:
+        with open(f"/proc/{int(st['child_pid'])}/cmdline", "rb") as f:
+            raw = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        import psutil
+        try:
+            raw = " ".join(psutil.Process(int(st["child_pid"])).cmdline())
+        except psutil.Error:
+            return False
+    from looop.tree.title import parse_title
+    t = parse_title(raw)
+    return t is not None and t.sid == sid and t.data_dir == d
+
+
+def cmd_watch(argv: list[str]) -> int:
+    p = parser("watch", "Follow a session's output read-only from the start, colors kept, "
+                        "until it exits or Ctrl-C. `looop watch pulse` watches the loop.")
+    session_arg(p)
+    d, sid = target(p.parse_args(argv).id)
+    return _follow(d, sid, 0, raw=True)
+
+
+def _follow(d: str, sid: str, offset: int, raw: bool) -> int:
+    out = sys.stdout.buffer
+    try:
+        while True:
+            live = alive(d, sid)
+            data, offset = sessions.read_log(d, sid, offset)
+            if data:
+                out.write(data if raw else strip_ansi(data).encode())
+                out.flush()
+            elif not live:
+                return 0
+            else:
+                time.sleep(POLL)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_log(argv: list[str]) -> int:
+    p = parser("log", "Show a session's recorded output (ANSI stripped unless --raw).")
+    session_arg(p)
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("--grep", metavar="RE", help="only lines matching RE")
+    p.add_argument("--raw", action="store_true", help="bytes exactly as recorded, colors kept")
+    p.add_argument("--since", type=int, default=0, metavar="OFFSET", help="start at a byte offset")
+    p.add_argument("-f", "--follow", action="store_true", help="keep following until it exits")
+    p.add_argument("--json", action="store_true", help='{"text", "offset", "done"}')
+    a = p.parse_args(argv)
+    d, sid = target(a.id)
+    if a.since < 0:
+        raise UsageError("--since must be >= 0")
+    data, offset = sessions.read_log(d, sid, a.since)
+    text = data.decode("utf-8", "replace") if a.raw else strip_ansi(data)
+    if a.grep:
+        try:
+            rx = re.compile(a.grep)
+        except re.error as e:
+            raise UsageError(f"bad --grep regex: {e}") from None
+        text = "".join(ln for ln in text.splitlines(keepends=True) if rx.search(ln))
+    if a.tail is not None:
+        text = "".join(text.splitlines(keepends=True)[-a.tail:] if a.tail > 0 else [])
+    if a.json:
+        print(jsonio.dumps({"text": text, "offset": offset, "done": not alive(d, sid)}))
+        return 0
+    if a.raw and not a.grep and a.tail is None:
+        sys.stdout.buffer.write(data)
+    else:
+        sys.stdout.write(text)
+    sys.stdout.flush()
+    if a.follow:
+        return _follow(d, sid, offset, raw=a.raw)
+    return 0
+
+
+def screen_of(d: str, sid: str) -> dict[str, Any]:
+    """The live screen from the child, or a replay of the log (80x24)."""
+    if alive(d, sid):
+        from looop.tree import control
+        try:
+            return control.call(d, "shot", id=sid)["screen"]
+        except LooopError:
+            pass  # it ended meanwhile: replay
+    from looop.ui.screen import replay, snapshot
+    return snapshot(replay(sessions.tail_bytes(d, sid, 1 << 20)))
+
+
+def cmd_shot(argv: list[str]) -> int:
+    from looop.ui.screen import render
+    p = parser("shot", "The current screen through a VT100 emulator; a finished session is "
+                       "replayed into 80x24.")
+    session_arg(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--ansi", action="store_true", help="keep colors and attributes")
+    g.add_argument("--json", action="store_true", help="cols, rows, cursor, lines, cells")
+    g.add_argument("--format", choices=("plain", "ansi", "json"))
+    p.add_argument("--trim", action="store_true", help="drop trailing spaces and blank lines")
+    a = p.parse_args(argv)
+    fmt = a.format or ("ansi" if a.ansi else "json" if a.json else "plain")
+    snap = screen_of(*target(a.id))
+    if fmt == "json":
+        if a.trim:
+            snap = dict(snap, lines=render(snap, trim=True).split("\n"))
+        print(jsonio.dumps(snap))
+    else:
+        print(render(snap, ansi=fmt == "ansi", trim=a.trim))
+    return 0
+
+
+def cmd_expect(argv: list[str]) -> int:
+    p = parser("expect", "Block until REGEX matches the output (or the screen). Exit 124 on timeout.")
+    session_arg(p)
+    p.add_argument("regex")
+    p.add_argument("--timeout", default="30s")
+    p.add_argument("--from-now", action="store_true", help="only output produced from now on")
+    p.add_argument("--screen", action="store_true", help="match the rendered screen instead")
+    p.add_argument("--raw", action="store_true", help="match raw bytes (ANSI kept)")
+    p.add_argument("--since", type=int, metavar="N", help="start at byte offset N")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    d, sid = target(a.id)
+    try:
+        rx = re.compile(a.regex, re.MULTILINE)
+    except re.error as e:
+        raise UsageError(f"bad regex: {e}") from None
+    deadline = time.monotonic() + duration(a.timeout)
+    start = sessions.log_end(d, sid) if a.from_now else (a.since or 0)
+    while True:
+        live = alive(d, sid)
+        if a.screen:
+            from looop.ui.screen import render
+            hay, end = render(screen_of(d, sid)), None
+        else:
+            data, end = sessions.read_log(d, sid, start)
+            hay = data.decode("utf-8", "replace") if a.raw else strip_ansi(data)
+        m = rx.search(hay)
+        if m:
+            if a.json:
+                print(jsonio.dumps({"match": m.group(0), "groups": list(m.groups()), "offset": end}))
+            else:
+                print(m.group(0))
+            return 0
+        if not live:
+            raise LooopError(f"session {sid} ended without a match")
+        if time.monotonic() >= deadline:
+            raise Timeout(f"no match for {a.regex!r} within {a.timeout}")
+        time.sleep(POLL)
+
+
+def cmd_wait(argv: list[str]) -> int:
+    p = parser("wait", "Block until the session exits; exit with its code (124 on timeout).")
+    session_arg(p)
+    p.add_argument("--timeout", help="give up after this long (default: wait forever)")
+    a = p.parse_args(argv)
+    d, sid = target(a.id)
+    deadline = time.monotonic() + duration(a.timeout) if a.timeout else None
+    while alive(d, sid):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise Timeout(f"{sid} still running after {a.timeout}")
+        time.sleep(POLL)
+    code = sessions.read_status(d, sid).get("exit_code")
+    return int(code) if isinstance(code, int) else 1
+
+
+def cmd_wait_idle(argv: list[str]) -> int:
+    p = parser("wait-idle", "Block until the output is quiet for --settle (exit 124 on timeout).")
+    session_arg(p)
+    p.add_argument("--settle", default="500ms")
+    p.add_argument("--timeout", default="30s")
+    a = p.parse_args(argv)
+    d, sid = target(a.id)
+    settle, deadline = duration(a.settle), time.monotonic() + duration(a.timeout)
+    last, quiet_since = sessions.log_end(d, sid), time.monotonic()
+    while True:
+        now = time.monotonic()
+        end = sessions.log_end(d, sid)
+        if end != last:
+            last, quiet_since = end, now
+        elif now - quiet_since >= settle:
+            return 0
+        if now >= deadline:
+            raise Timeout(f"{sid} still producing output after {a.timeout}")
+        time.sleep(POLL)

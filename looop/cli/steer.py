@@ -1,0 +1,132 @@
+"""Verbs that drive a live session through the control socket."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from looop.cli.args import parser, session_arg
+from looop.errors import UsageError
+from looop.store import paths
+from looop.tree import control
+
+
+def _call(op: str, sid: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+    sid = paths.check_id(sid, "session")
+    return control.call(paths.data_dir(), op, timeout=timeout, id=sid, **args)
+
+
+def _emit(a: argparse.Namespace, reply: dict[str, Any], text: str | None = None) -> int:
+    if getattr(a, "json", False):
+        from looop.store import jsonio
+        print(jsonio.dumps(reply))
+    elif text:
+        print(text)
+    return 0
+
+
+def cmd_send(argv: list[str]) -> int:
+    p = parser("send", "Type text into a worker, then Enter (unless -n).")
+    session_arg(p)
+    p.add_argument("text", nargs="+", help="words are joined with spaces")
+    p.add_argument("-n", action="store_true", help="do not press Enter")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    data = " ".join(a.text) + ("" if a.n else "\r")
+    return _emit(a, _call("input", a.id, data=data))
+
+
+def cmd_key(argv: list[str]) -> int:
+    from looop.cli.keys import key_bytes
+    p = parser("key", "Send named keys: Enter Tab Esc Space Backspace Up Down Left Right Home End "
+                      "PageUp PageDown F1-F12 C-a..C-z M-x.")
+    session_arg(p)
+    p.add_argument("keys", nargs="+", metavar="KEY")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    data = "".join(key_bytes(k) for k in a.keys)
+    return _emit(a, _call("input", a.id, data=data))
+
+
+def cmd_resize(argv: list[str]) -> int:
+    p = parser("resize", "Resize a worker's terminal.")
+    session_arg(p)
+    p.add_argument("size", metavar="COLSxROWS")
+    a = p.parse_args(argv)
+    try:
+        cols, rows = (int(v) for v in a.size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"bad size {a.size!r} (use COLSxROWS, e.g. 120x40)") from None
+    _call("resize", a.id, cols=cols, rows=rows)
+    return 0
+
+
+def cmd_restart(argv: list[str]) -> int:
+    p = parser("restart", "Restart the command of a worker in the same session.")
+    session_arg(p)
+    a = p.parse_args(argv)
+    r = _call("restart", a.id, timeout=60)
+    print(f"restarted {a.id} (pid {r.get('pid')})")
+    return 0
+
+
+def cmd_kill(argv: list[str]) -> int:
+    p = parser("kill", "Stop a worker: SIGHUP/SIGTERM to its process group, SIGKILL after "
+                       "LOOOP_SHUTDOWN_GRACE. Waits until it is gone.")
+    session_arg(p)
+    a = p.parse_args(argv)
+    r = _call("kill", a.id, timeout=120)
+    print(f"{a.id} {r.get('state', 'killed')}")
+    return 0
+
+
+def cmd_flag(argv: list[str]) -> int:
+    p = parser("flag", "Raise a worker's attention flag (shown in ls, titles, the prompt and NEEDS YOU).")
+    session_arg(p)
+    p.add_argument("message", nargs="*")
+    a = p.parse_args(argv)
+    _call("flag", a.id, note=" ".join(a.message) or None)
+    return 0
+
+
+def cmd_unflag(argv: list[str]) -> int:
+    p = parser("unflag", "Clear a worker's attention flag.")
+    session_arg(p)
+    _call("unflag", p.parse_args(argv).id)
+    return 0
+
+
+def cmd_detach(argv: list[str]) -> int:
+    p = parser("detach", "Force-detach every terminal attached to a worker.")
+    session_arg(p)
+    a = p.parse_args(argv)
+    r = _call("detach", a.id)
+    print(f"detached {r.get('detached', 0)} terminal(s) from {a.id}")
+    return 0
+
+
+def cmd_start_session(argv: list[str]) -> int:
+    p = parser("start-session", "Start a worker in the running tree: the runner's interactive "
+                                "command over prompts/<id>.md (worker contract + your prompt).")
+    session_arg(p)
+    p.add_argument("prompt")
+    p.add_argument("runner", nargs="?", help="a runner from the config (default: the config's default)")
+    p.add_argument("--command", help="override the command; must contain {{prompt_file}}")
+    a = p.parse_args(argv)
+    args: dict[str, Any] = {"prompt": a.prompt, "runner": a.runner}
+    if a.command:
+        args["command"] = a.command
+    r = _call("start", a.id, timeout=30, **args)
+    print(f"started {r['id']} (pid {r.get('pid')})")
+    return 0
+
+
+def cmd_prune(argv: list[str]) -> int:
+    from looop.cli.ls import rows
+    from looop.store import sessions
+    parser("prune", "Remove every finished session dir now.").parse_args(argv)
+    d = paths.data_dir()
+    gone = [r["id"] for r in rows(d) if not r["alive"] and r["role"] == "worker"]
+    for sid in gone:
+        sessions.remove(d, sid)
+    print(f"pruned {len(gone)} sessions" + (f" ({', '.join(gone)})" if gone else ""))
+    return 0

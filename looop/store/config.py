@@ -1,0 +1,113 @@
+"""Owner of `looop.json`: runner presets, cadence, limits.
+
+A config that does not parse is an error naming the file and position; it is
+never overwritten. With no config, the default runner is the first of claude,
+codex, pi found on PATH, else the built-in offline `rules` runner.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+from looop.errors import BadInput
+from looop.store import paths
+
+PRESETS: dict[str, dict[str, str]] = {
+    "claude": {
+        "tick": "claude -p --dangerously-skip-permissions",
+        "interactive": 'claude --dangerously-skip-permissions "$(cat {{prompt_file}})"',
+    },
+    "codex": {
+        "tick": "codex exec --full-auto -",
+        "interactive": 'codex --full-auto "$(cat {{prompt_file}})"',
+    },
+    "pi": {
+        "tick": 'pi -p --mode json "$(cat {{prompt_file}})" | "$LOOOP_BIN" _fmt',
+        "interactive": 'pi "$(cat {{prompt_file}})"',
+    },
+    "rules": {
+        "tick": '"$LOOOP_BIN" _rules',
+        "interactive": "bash {{prompt_file}}",
+    },
+}
+DETECT_ORDER = ("claude", "codex", "pi")
+DEFAULTS: dict[str, Any] = {"interval": 60, "session_ttl": 3 * 86400}
+
+
+def detect_runner() -> str:
+    for name in DETECT_ORDER:
+        if shutil.which(name):
+            return name
+    return "rules"
+
+
+def default_config() -> dict[str, Any]:
+    return {"default": detect_runner(), "runners": {k: dict(v) for k, v in PRESETS.items()},
+            **DEFAULTS}
+
+
+def parse(text: str, path: str) -> dict[str, Any]:
+    """Parse config text strictly; BadInput names the file and the position."""
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInput(f"config {path} does not parse: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(cfg, dict):
+        raise BadInput(f"config {path}: expected a JSON object at the top level")
+    runners = cfg.get("runners", {})
+    if not isinstance(runners, dict) or not all(isinstance(v, dict) for v in runners.values()):
+        raise BadInput(f"config {path}: 'runners' must map names to objects")
+    return cfg
+
+
+def load(d: str) -> dict[str, Any]:
+    """The effective config: the file merged over presets and defaults.
+
+    Missing file → defaults (not written here; `ensure` writes it)."""
+    path = paths.config_path(d)
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = parse(f.read(), path)
+    except FileNotFoundError:
+        return default_config()
+    except UnicodeDecodeError:
+        raise BadInput(f"config {path} is not UTF-8") from None
+    merged = {**DEFAULTS, **cfg}
+    merged["runners"] = {**{k: dict(v) for k, v in PRESETS.items()}, **cfg.get("runners", {})}
+    merged.setdefault("default", detect_runner())
+    return merged
+
+
+def ensure(d: str) -> tuple[dict[str, Any], bool]:
+    """Load the config, writing the default one if absent. Returns (cfg, created)."""
+    from looop.store.atomic import write_atomic
+    path = paths.config_path(d)
+    if os.path.exists(path):
+        return load(d), False
+    cfg = default_config()
+    write_atomic(path, json.dumps(cfg, indent=2) + "\n")
+    return cfg, True
+
+
+def runner(cfg: dict[str, Any], name: str | None) -> tuple[str, dict[str, str]]:
+    """(name, {"tick", "interactive"}) for `name` or the default runner."""
+    name = name or cfg.get("default") or "rules"
+    r = cfg.get("runners", {}).get(name)
+    if not isinstance(r, dict):
+        known = ", ".join(sorted(cfg.get("runners", {})))
+        raise BadInput(f"unknown runner {name!r} (known: {known})")
+    return name, r
+
+
+def number(cfg: dict[str, Any], key: str, env: str | None, default: float) -> float:
+    """A numeric knob: env over config over default."""
+    for raw in (os.environ.get(env) if env else None, cfg.get(key)):
+        if raw is None or raw == "":
+            continue
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            continue
+    return default

@@ -1,0 +1,526 @@
+"""Every child's body: one PTY command, supervised from inside a forked child.
+
+The child is single-threaded and blocks in one selector over: the PTY master,
+its link to the root, a signal wakeup fd, and any attached terminals. Signal
+handlers only record (the wakeup byte); the loop acts.
+
+Link protocol (pickled tuples over the multiprocessing Pipe):
+    root → child  ("stop",) | (op, req_id, *args) for op in COMMANDS
+    child → root  ("status", {...}) on every state change | ("reply", req_id, {...})
+
+States (looop.store.sessions.State):
+    STARTING → RUNNING   the command was exec'd
+    RUNNING  → EXITED    it ended by itself (exit code kept)
+    RUNNING  → KILLED    stopped on request: kill, shutdown, root gone
+    RUNNING  → RUNNING   restart: same session, new command pid
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import time
+from typing import Any, Callable
+
+from looop.store import sessions
+from looop.store.sessions import State
+from looop.tree import control, ptycmd, title
+from looop.tree.spec import ChildSpec
+
+CHUNK = 1 << 16           # PTY read size; one wake reads up to BURST bytes
+BURST = 1 << 20
+SCREEN_TAIL = 1 << 20     # unfed bytes kept for the lazily-fed screen
+REPLAY = 1 << 16          # bytes replayed to a new attach
+CLIENT_MAX_BUF = 8 << 20  # a slower attached terminal is dropped past this
+DRAIN = 0.5               # after the command exits, wait this long for EIO
+FINAL = 2.0               # after SIGKILL, wait this long for the reap
+
+
+def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, ...]) -> None:
+    """Entry point of the forked multiprocessing child. Never returns normally
+    into multiprocessing's error path: exceptions end the PTY group first."""
+    for fd in close_fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    child = Child(spec, conn, root_pid)
+    try:
+        child.run()
+    finally:
+        child.teardown()
+
+
+class Client:
+    """One attached terminal (the socket was handed over by the root)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.reader = control.FrameReader()
+        self.out = bytearray()
+
+
+class Child:
+    def __init__(self, spec: ChildSpec, conn: Any, root_pid: int):
+        self.spec, self.conn, self.root_pid = spec, conn, root_pid
+        self.d = spec.data_dir
+        self.state = State.STARTING
+        self.flagged, self.note = False, None
+        self.exit_code: int | None = None
+        self.cmd: ptycmd.PtyCommand | None = None
+        self.cmd_alive = False
+        self.pty_open = False
+        self.stop_mode: State | str | None = None   # KILLED, or "restart"
+        self.deadline: float | None = None          # next escalation step
+        self.escalated = False
+        self.drain_until: float | None = None
+        self.waiters: list[int] = []                # req ids answered when the stop completes
+        self.pending = bytearray()
+        self.screen: Any = None
+        self.stream: Any = None
+        self.clients: dict[int, Client] = {}
+        self.done = False
+        self.sel = selectors.DefaultSelector()
+        meta = sessions.read_status(self.d, spec.sid)
+        self.log_base = int(meta.get("log_base") or 0) if spec.role == "pulse" else 0
+        self.started_at = sessions.rfc3339()
+
+    # -- setup and teardown -------------------------------------------------
+
+    def run(self) -> None:
+        self._setup_signals()
+        ptycmd.set_subreaper_and_pdeathsig(signal.SIGTERM)
+        if os.getppid() != self.root_pid:  # the root died before prctl: close the race
+            return
+        self._open_log()
+        self.sel.register(self.conn.fileno(), selectors.EVENT_READ, self._on_link)
+        self._spawn()
+        while not self.done:
+            for key, mask in self.sel.select(self._timeout()):
+                key.data(key.fileobj, mask)
+            self._on_timers()
+        self.finish()
+
+    def _setup_signals(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the root's to handle, once
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        self._wake_r, self._wake_w = r, w
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, lambda *_: None)  # record only: the byte on the wakeup fd
+        signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        self.sel.register(r, selectors.EVENT_READ, self._on_signal)
+
+    def _open_log(self) -> None:
+        path = sessions.log_path(self.d, self.spec.sid)
+        self.log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self.log_size = os.fstat(self.log_fd).st_size
+
+    def teardown(self) -> None:
+        """Last resort on any exit path: nothing of ours may survive."""
+        if self.cmd_alive and self.cmd is not None:
+            self.cmd.signal(signal.SIGKILL)
+        ptycmd.sweep(signal.SIGKILL)
+        self._reap_all(wait=0.5)
+
+    # -- the command ----------------------------------------------------------
+
+    def _spawn(self) -> None:
+        s = self.spec
+        env = dict(s.env)
+        self.cmd = ptycmd.PtyCommand(s.argv, s.cwd, env, s.cols, s.rows, s.onlcr, s.pass_fds)
+        try:
+            pid = self.cmd.spawn()
+        except OSError as e:
+            msg = f"looop: cannot start {s.argv[0]}: {e}\r\n".encode()
+            self._output(msg)
+            self.exit_code, self.state = 127, State.EXITED
+            self._publish(error=str(e))
+            self.done = True
+            return
+        self.cmd_alive = self.pty_open = True
+        self.exit_code = None
+        self.sel.register(self.cmd.fd, selectors.EVENT_READ, self._on_pty)
+        self.state = State.RUNNING  # STARTING -> RUNNING: exec succeeded
+        self._publish(pid=pid)
+
+    def _on_pty(self, _f: Any, _mask: int) -> None:
+        assert self.cmd is not None
+        got = 0
+        while got < BURST:
+            data = self.cmd.read(CHUNK)
+            if data is None:
+                return
+            if not data:  # EIO: every holder of the slave is gone
+                self.sel.unregister(self.cmd.fd)
+                self.pty_open = False
+                self._maybe_command_done()
+                return
+            got += len(data)
+            self._output(data)
+
+    def _output(self, data: bytes) -> None:
+        """Every byte to the log first (nothing parsed on this path)."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.log_fd, view):]
+        self.log_size += len(data)
+        if self.spec.log_max and self.log_size >= self.spec.log_max:
+            self._rotate()
+        if self.spec.tee_stdout:
+            try:
+                os.write(1, data)
+            except OSError:
+                pass  # the terminal went away; the log still has it
+        self.pending += data
+        if len(self.pending) > SCREEN_TAIL:
+            del self.pending[:len(self.pending) - SCREEN_TAIL]
+        if self.clients:
+            f = control.frame(control.OUT, data)
+            for c in list(self.clients.values()):
+                self._client_send(c, f)
+
+    def _rotate(self) -> None:
+        path = sessions.log_path(self.d, self.spec.sid)
+        os.close(self.log_fd)
+        os.replace(path, path + ".1")
+        self.log_base += self.log_size
+        self._open_log()
+        self._publish()
+
+    def _on_signal(self, _f: Any, _mask: int) -> None:
+        try:
+            sigs = self._wake_r.recv(4096)
+        except BlockingIOError:
+            return
+        if signal.SIGCHLD in sigs:
+            self._reap_all()
+        if (signal.SIGTERM in sigs or signal.SIGHUP in sigs) and self.stop_mode is None:
+            self.stop(State.KILLED)  # root died (PDEATHSIG) or someone asked us
+
+    def _reap_all(self, wait: float = 0.0) -> None:
+        """Reap the command and any re-parented descendant (we are their
+        subreaper, and the only reaper of our children)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.01)
+                continue
+            if self.cmd is not None and pid == self.cmd.pid and self.cmd_alive:
+                code = os.waitstatus_to_exitcode(status)
+                self.exit_code = code if code >= 0 else 128 - code
+                self.cmd_alive = False
+                self.drain_until = time.monotonic() + DRAIN
+                self._maybe_command_done()
+
+    def _has_descendants(self) -> bool:
+        try:
+            return os.waitpid(-1, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            return False
+
+    def _maybe_command_done(self) -> None:
+        """The command is finished once it is reaped and the PTY is drained
+        (EIO), or the drain window passed because a descendant holds the PTY."""
+        if self.cmd_alive or (self.pty_open and time.monotonic() < (self.drain_until or 0)):
+            return
+        assert self.cmd is not None
+        if self.pty_open:
+            self._on_pty(None, 0)  # last bytes still buffered
+            if self.pty_open:
+                self.sel.unregister(self.cmd.fd)
+        if self._has_descendants():
+            ptycmd.sweep(signal.SIGKILL)
+            self._reap_all(wait=0.2)
+        self.cmd.close()
+        self.pty_open = False
+        self.deadline, self.escalated, self.drain_until = None, False, None
+        if self.stop_mode == "restart":
+            self.stop_mode = None
+            self._spawn()
+            self._answer_waiters({"ok": True, "pid": self.cmd.pid if self.cmd else None})
+            return
+        # RUNNING -> KILLED (asked) or EXITED (by itself)
+        self.state = State.KILLED if self.stop_mode == State.KILLED else State.EXITED
+        self.done = True
+
+    def stop(self, mode: State | str) -> None:
+        """Begin the ladder: CONT+HUP+TERM to the group now, KILL after grace."""
+        self.stop_mode = mode
+        if not self.cmd_alive or self.cmd is None:
+            if not self.done and not self.cmd_alive:
+                self._maybe_command_done()
+            return
+        for sig in (signal.SIGCONT, signal.SIGHUP, signal.SIGTERM):
+            self.cmd.signal(sig)
+        self.deadline = time.monotonic() + self.spec.grace
+
+    def _on_timers(self) -> None:
+        now = time.monotonic()
+        if self.drain_until is not None and now >= self.drain_until:
+            self._maybe_command_done()
+        if self.deadline is not None and now >= self.deadline:
+            if not self.escalated:
+                self.escalated = True  # grace spent: SIGKILL the group and every descendant
+                if self.cmd is not None:
+                    self.cmd.signal(signal.SIGKILL)
+                ptycmd.sweep(signal.SIGKILL)
+                self.deadline = now + FINAL
+            else:
+                self.cmd_alive = False  # unkillable (D state): give up waiting, report
+                self.pty_open = False
+                self._maybe_command_done()
+
+    def _timeout(self) -> float | None:
+        times = [t for t in (self.deadline, self.drain_until) if t is not None]
+        return max(0.0, min(times) - time.monotonic()) if times else None
+
+    # -- status -----------------------------------------------------------------
+
+    def _publish(self, **extra: Any) -> None:
+        s = self.spec
+        title.set_title(s.role, s.sid, self.state.value, self.flagged, self.d)
+        st = {"id": s.sid, "role": s.role, "state": self.state.value,
+              "pid": self.cmd.pid if self.cmd and self.cmd.pid else None,
+              "child_pid": os.getpid(), "exit_code": self.exit_code,
+              "flagged": self.flagged, "note": self.note, "started_at": self.started_at,
+              "cols": self.cmd.cols if self.cmd else s.cols,
+              "rows": self.cmd.rows if self.cmd else s.rows,
+              "log_base": self.log_base, **extra}
+        try:
+            sessions.write_status(self.d, s.sid, st)
+        except OSError:
+            pass  # full disk: the link still carries the truth to the root
+        self._send(("status", st))
+
+    def _send(self, msg: tuple) -> None:
+        try:
+            self.conn.send(msg)
+        except OSError:
+            pass  # root gone; its death is seen on the link too
+
+    def reply(self, req: int, payload: dict[str, Any]) -> None:
+        self._send(("reply", req, payload))
+
+    def _answer_waiters(self, payload: dict[str, Any]) -> None:
+        for req in self.waiters:
+            self.reply(req, payload)
+        self.waiters.clear()
+
+    def finish(self) -> None:
+        """Final status to disk and the root; attached terminals told the code."""
+        self._publish()
+        self._answer_waiters({"ok": True, "exit_code": self.exit_code, "state": self.state.value})
+        for c in list(self.clients.values()):
+            self._client_send(c, control.frame(control.EXIT, str(self.exit_code).encode()))
+            self._drop_client(c, flush=True)
+
+    # -- the link ---------------------------------------------------------------
+
+    def _on_link(self, _f: Any, _mask: int) -> None:
+        try:
+            msg = self.conn.recv()
+        except (EOFError, OSError):
+            self.sel.unregister(self.conn.fileno())
+            if self.stop_mode is None:
+                self.stop(State.KILLED)  # the root is gone: tear down
+            return
+        op, args = msg[0], msg[1:]
+        handler = COMMANDS.get(op)
+        if handler is None:
+            if args:
+                self.reply(args[0], {"ok": False, "error": f"unknown op {op!r}"})
+            return
+        try:
+            handler(self, *args)
+        except (OSError, ValueError) as e:
+            if args:
+                self.reply(args[0], {"ok": False, "error": str(e)})
+
+    def _write_input(self, data: bytes, timeout: float = 5.0) -> None:
+        """Type bytes into the PTY, pumping its output meanwhile so a command
+        blocked on a full PTY cannot deadlock us."""
+        if not self.cmd_alive or self.cmd is None:
+            raise ValueError(f"session {self.spec.sid} has exited")
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        import select
+        while view:
+            view = view[self.cmd.write(bytes(view)):]
+            if not view:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ValueError("the session is not reading its input")
+            r, _, _ = select.select([self.cmd.fd], [self.cmd.fd], [], min(left, 0.1))
+            if r:
+                self._on_pty(None, 0)
+
+    def _cmd_input(self, req: int, data: bytes) -> None:
+        self._write_input(data)
+        self.reply(req, {"ok": True})
+
+    def _cmd_resize(self, req: int, cols: int, rows: int) -> None:
+        if self.cmd is None or not self.cmd_alive:
+            raise ValueError(f"session {self.spec.sid} has exited")
+        self._screen_now().resize(rows, cols)
+        self.cmd.resize(cols, rows)
+        self._publish()
+        self.reply(req, {"ok": True, "cols": cols, "rows": rows})
+
+    def _cmd_restart(self, req: int) -> None:
+        self.waiters.append(req)
+        self.stop("restart")
+
+    def _cmd_kill(self, req: int) -> None:
+        self.waiters.append(req)
+        if self.stop_mode is None:
+            self.stop(State.KILLED)
+
+    def _cmd_stop(self) -> None:
+        if self.stop_mode is None or self.stop_mode == "restart":
+            self.stop(State.KILLED)
+
+    def _cmd_flag(self, req: int, note: str | None) -> None:
+        self.flagged, self.note = True, note or None
+        self._publish()
+        self.reply(req, {"ok": True})
+
+    def _cmd_unflag(self, req: int) -> None:
+        self.flagged, self.note = False, None
+        self._publish()
+        self.reply(req, {"ok": True})
+
+    def _screen_now(self) -> Any:
+        if self.screen is None:
+            from looop.ui.screen import new_screen
+            cols, rows = (self.cmd.cols, self.cmd.rows) if self.cmd else (self.spec.cols, self.spec.rows)
+            self.screen, self.stream = new_screen(cols, rows)
+        if self.pending:
+            self.stream.feed(bytes(self.pending))  # fed lazily: never on the output path
+            self.pending.clear()
+        return self.screen
+
+    def _cmd_shot(self, req: int) -> None:
+        from looop.ui.screen import snapshot
+        self.reply(req, {"ok": True, "screen": snapshot(self._screen_now())})
+
+    def _cmd_detach(self, req: int) -> None:
+        n = len(self.clients)
+        for c in list(self.clients.values()):
+            self._client_send(c, control.frame(control.DETACH))
+            self._drop_client(c, flush=True)
+        self.reply(req, {"ok": True, "detached": n})
+
+    def _cmd_attach(self, req: int) -> None:
+        from multiprocessing import reduction
+        fd = reduction.recv_handle(self.conn)
+        sock = socket.socket(fileno=fd)
+        c = Client(sock)
+        cols, rows = (self.cmd.cols, self.cmd.rows) if self.cmd else (self.spec.cols, self.spec.rows)
+        sock.setblocking(True)
+        sock.settimeout(2)
+        try:
+            sock.sendall(b'{"ok":true,"cols":%d,"rows":%d}\n' % (cols, rows))
+            sock.sendall(control.frame(control.OUT, sessions.tail_bytes(self.d, self.spec.sid, REPLAY)))
+        except OSError:
+            sock.close()
+            return
+        sock.setblocking(False)
+        self.clients[sock.fileno()] = c
+        self.sel.register(sock, selectors.EVENT_READ, self._on_client)
+
+    # -- attached terminals -----------------------------------------------------
+
+    def _on_client(self, sock: socket.socket, mask: int) -> None:
+        c = self.clients.get(sock.fileno())
+        if c is None:
+            return
+        if mask & selectors.EVENT_WRITE:
+            self._client_flush(c)
+        if not mask & selectors.EVENT_READ:
+            return
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client(c)
+            return
+        try:
+            for kind, payload in c.reader.feed(data):
+                if kind == control.IN:
+                    self._write_input(payload)
+                elif kind == control.RESIZE:
+                    cols, rows = (int(v) for v in payload.split(b"x"))
+                    if self.cmd is not None and self.cmd_alive and 0 < cols <= 1000 and 0 < rows <= 1000:
+                        self._screen_now().resize(rows, cols)
+                        self.cmd.resize(cols, rows)
+                elif kind == control.DETACH:
+                    self._drop_client(c)
+                    return
+        except ValueError:
+            self._drop_client(c)  # garbage from the terminal side: drop it, keep running
+
+    def _client_send(self, c: Client, data: bytes) -> None:
+        c.out += data
+        if len(c.out) > CLIENT_MAX_BUF:
+            self._drop_client(c)
+            return
+        self._client_flush(c)
+
+    def _client_flush(self, c: Client) -> None:
+        try:
+            n = c.sock.send(c.out)
+            del c.out[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._drop_client(c)
+            return
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0)
+        try:
+            self.sel.modify(c.sock, events, self._on_client)
+        except (KeyError, ValueError):
+            pass
+
+    def _drop_client(self, c: Client, flush: bool = False) -> None:
+        fd = c.sock.fileno()
+        if self.clients.pop(fd, None) is None:
+            return
+        try:
+            self.sel.unregister(c.sock)
+        except (KeyError, ValueError):
+            pass
+        if flush and c.out:
+            try:
+                c.sock.setblocking(True)
+                c.sock.settimeout(1)
+                c.sock.sendall(c.out)
+            except OSError:
+                pass
+        c.sock.close()
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "stop": Child._cmd_stop,
+    "input": Child._cmd_input,
+    "resize": Child._cmd_resize,
+    "restart": Child._cmd_restart,
+    "kill": Child._cmd_kill,
+    "flag": Child._cmd_flag,
+    "unflag": Child._cmd_unflag,
+    "shot": Child._cmd_shot,
+    "detach": Child._cmd_detach,
+    "attach": Child._cmd_attach,
+}

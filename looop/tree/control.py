@@ -1,0 +1,142 @@
+"""The control socket: wire format, the client used by CLI verbs, and the
+listening side's helpers for the root.
+
+Wire format — orjson/JSON lines, one request then one reply per line:
+
+    → {"op": "send", "id": "triage", "data": "ls\\r"}
+    ← {"ok": true}                       | {"ok": false, "error": "one line"}
+
+Ops: ping, start, stop-tree(no), send (data: str) , key → send, resize (cols,
+rows), restart, kill, flag (note), unflag, shot, detach, attach. `attach`
+switches the connection to binary frames after its reply (see `frame`), and
+the root hands the socket itself to the worker child (SCM_RIGHTS), so attached
+bytes never pass through the root.
+
+Security: the socket is bound under umask 077 in the owner-only data dir and
+the root checks SO_PEERCRED; other uids are dropped. A line longer than
+MAX_LINE or not a JSON object drops the connection; the tree keeps running.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from typing import Any, Iterator
+
+from looop.errors import LooopError, NotRunning
+from looop.store import jsonio, paths
+
+MAX_LINE = 1 << 20
+_HDR = struct.Struct(">cI")
+
+# Attach frames: 1-byte kind + 4-byte big-endian length + payload.
+OUT, IN, RESIZE, DETACH, EXIT = b"o", b"i", b"r", b"d", b"x"
+
+
+def frame(kind: bytes, payload: bytes = b"") -> bytes:
+    return _HDR.pack(kind, len(payload)) + payload
+
+
+class FrameReader:
+    """Accumulates bytes; yields complete (kind, payload) frames."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[tuple[bytes, bytes]]:
+        self.buf += data
+        while len(self.buf) >= _HDR.size:
+            kind, n = _HDR.unpack_from(self.buf)
+            if n > MAX_LINE * 8:
+                raise ValueError("frame too large")
+            if len(self.buf) < _HDR.size + n:
+                return
+            payload = bytes(self.buf[_HDR.size:_HDR.size + n])
+            del self.buf[:_HDR.size + n]
+            yield kind, payload
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The connecting process's uid (Linux SO_PEERCRED), None if unknown."""
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return struct.unpack("3i", creds)[1]
+    except (OSError, AttributeError):
+        return None
+
+
+def listen(d: str) -> socket.socket:
+    """Bind the control socket (replacing a stale file only after a connect
+    to it fails). Raises LooopError if a live root already answers there."""
+    path = paths.socket_path(d)
+    if os.path.exists(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(0.5)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale: nobody listens
+        else:
+            raise LooopError(f"another process answers on {path}")
+        finally:
+            probe.close()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        s.bind(path)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    s.listen(64)
+    s.setblocking(False)
+    return s
+
+
+class Client:
+    """A blocking client connection with a deadline on every call."""
+
+    def __init__(self, d: str, timeout: float = 10.0):
+        self.path = paths.socket_path(d)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            self.sock.close()
+            raise NotRunning("looop is not running for this data dir — start it with `looop`") from None
+        self.buf = b""
+
+    def call(self, op: str, **args: Any) -> dict[str, Any]:
+        """Send one request and wait for its reply; raises LooopError on
+        {"ok": false} and NotRunning if the root goes away."""
+        self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
+        reply = self.read_line()
+        if not reply.get("ok"):
+            raise LooopError(str(reply.get("error") or "request failed"))
+        return reply
+
+    def read_line(self) -> dict[str, Any]:
+        while b"\n" not in self.buf:
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise LooopError("the running looop did not answer in time") from None
+            if not chunk:
+                raise NotRunning("looop closed the connection (is it shutting down?)")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return jsonio.loads(line)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def call(d: str, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+    with Client(d, timeout) as c:
+        return c.call(op, **args)

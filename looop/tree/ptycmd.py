@@ -1,0 +1,135 @@
+"""One command in a PTY, in its own session and process group.
+
+This is the seam of SPEC §14: a worker child talks to its command only through
+spawn/read/write/resize/signal/poll/sweep. The only backend today is the local
+PTY; a remote one (ssh -t, kubectl exec) would implement the same methods.
+
+The owning child is a child subreaper (PR_SET_CHILD_SUBREAPER), so anything
+the command starts — even after `setsid` — is re-parented to it when its parent
+dies, and `sweep` finds it among the child's descendants.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import struct
+import termios
+from typing import Sequence
+
+import ptyprocess
+
+_RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                  signal.SIGHUP, signal.SIGCHLD, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+def clean_exec_state() -> None:
+    """preexec: default dispositions and an empty mask, so `yes | head` behaves
+    as in a shell (Python ignores SIGPIPE; ignored signals survive exec)."""
+    for sig in _RESET_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+class PtyCommand:
+    """A command running in a fresh PTY. Not thread-safe; owned by one child."""
+
+    def __init__(self, argv: Sequence[str], cwd: str, env: dict[str, str],
+                 cols: int, rows: int, onlcr: bool = True, pass_fds: Sequence[int] = ()):
+        self.argv, self.cwd, self.env = list(argv), cwd, env
+        self.cols, self.rows, self.onlcr, self.pass_fds = cols, rows, onlcr, tuple(pass_fds)
+        self.pid = 0
+        self.fd = -1
+        self._proc: ptyprocess.PtyProcess | None = None  # keep a ref: its fileobj owns fd
+
+    def spawn(self) -> int:
+        """Start the command; returns its pid. Blocks until exec (or raises
+        FileNotFoundError/OSError from the exec, re-raised by ptyprocess)."""
+        self._proc = ptyprocess.PtyProcess.spawn(
+            self.argv, cwd=self.cwd, env=self.env, dimensions=(self.rows, self.cols),
+            preexec_fn=clean_exec_state, pass_fds=self.pass_fds)
+        self.pid, self.fd = self._proc.pid, self._proc.fd
+        os.set_blocking(self.fd, False)
+        if not self.onlcr:
+            attrs = termios.tcgetattr(self.fd)
+            attrs[1] &= ~termios.ONLCR
+            termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+        return self.pid
+
+    def read(self, n: int = 1 << 16) -> bytes | None:
+        """Non-blocking read: bytes, None if nothing is ready, b"" at EOF/EIO."""
+        try:
+            return os.read(self.fd, n)
+        except BlockingIOError:
+            return None
+        except OSError as e:
+            if e.errno == errno.EIO:  # every slave fd is closed
+                return b""
+            raise
+
+    def write(self, data: bytes) -> int:
+        """Write what the PTY accepts now (non-blocking); returns the count."""
+        try:
+            return os.write(self.fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as e:
+            if e.errno in (errno.EIO, errno.EBADF):
+                return len(data)  # the command is gone: drop the input
+            raise
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.cols, self.rows = cols, rows
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def signal(self, sig: int) -> None:
+        """Signal the command's process group. The pid is ours until we reap
+        it, so it cannot have been reused."""
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        """Close the master side. The kernel hangs up the session."""
+        if self._proc is not None:
+            self._proc.closed = True  # we reap ourselves; keep __del__ from waiting
+            try:
+                self._proc.fileobj.close()
+            except OSError:
+                pass
+            self._proc = None
+        self.fd = -1
+
+
+def sweep(sig: int = signal.SIGKILL) -> int:
+    """Signal every descendant of this process (the subreaper), whatever
+    session or group it moved to; psutil checks create times, so a reused pid
+    is never hit. Returns how many were signalled."""
+    import psutil
+    n = 0
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return 0
+    for p in kids:
+        try:
+            if sig != signal.SIGKILL:
+                p.send_signal(signal.SIGCONT)
+            p.send_signal(sig)
+            n += 1
+        except psutil.Error:
+            pass
+    return n
+
+
+def set_subreaper_and_pdeathsig(sig: int) -> None:
+    """Linux: become a child subreaper and get `sig` when the parent dies."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
+        libc.prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the link EOF and the getppid check still catch root death

@@ -1,0 +1,36 @@
+"""Child specs: plain data, validated before any process starts (OTP style)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Restart(str, Enum):
+    PERMANENT = "permanent"  # always restarted (the pulse)
+    TEMPORARY = "temporary"  # never restarted by the supervisor (workers)
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    sid: str                       # session id; "pulse" for the pulse
+    role: str                      # "pulse" | "worker"
+    argv: tuple[str, ...]          # the PTY command
+    cwd: str
+    env: tuple[tuple[str, str], ...]
+    data_dir: str
+    restart: Restart = Restart.TEMPORARY
+    grace: float = 5.0             # seconds between SIGTERM and SIGKILL
+    cols: int = 120
+    rows: int = 40
+    tee_stdout: bool = False       # the pulse streams its output to the root's terminal
+    onlcr: bool = True             # False: bare \n (the pulse's lines go to logs/journald)
+    pass_fds: tuple[int, ...] = field(default=())  # fds handed to the command (pulse link)
+    log_max: int = 64 << 20        # output.log rotation; 0 = never
+
+    def __post_init__(self) -> None:
+        if self.role not in ("pulse", "worker"):
+            raise ValueError(f"bad role {self.role!r}")
+        if not self.argv:
+            raise ValueError("empty argv")
+        if self.grace < 0 or not (1 <= self.cols <= 1000 and 1 <= self.rows <= 1000):
+            raise ValueError("bad grace or size")

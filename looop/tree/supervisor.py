@@ -1,0 +1,572 @@
+"""The root supervisor: owns the lock, the control socket and every child.
+
+Single-threaded by design: one selector over child links, child sentinels,
+the control socket and its clients, and a signal wakeup fd. That is what
+makes `fork` safe, and `fork` is what makes children cheap: a child forked
+from a root that already imported the child code costs ~2.7 MiB USS and a
+few ms, against ~6 MiB / 13 ms for forkserver and ~12 MiB / 45 ms for spawn
+(SPEC §13). Never start a thread in this process.
+
+Shutdown (Ctrl-C, SIGTERM, SIGHUP): every child is told to stop at once and
+runs its own ladder in parallel (HUP/TERM, SIGKILL after the grace); the root
+waits on sentinels up to grace + 2 s, then SIGKILLs what is left and sweeps
+orphans (the root is a child subreaper too). A second Ctrl-C skips the grace.
+"""
+from __future__ import annotations
+
+import fcntl
+import itertools
+import multiprocessing
+import os
+import selectors
+import shlex
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from looop.errors import AlreadyRunning, LooopError
+from looop.store import config, events, jsonio, paths, prompts, sessions
+from looop.store.sessions import State
+from looop.tree import control, notify, ptycmd, title
+from looop.tree.child import FINAL, child_main
+from looop.tree.policy import Intensity
+from looop.tree.spec import ChildSpec, Restart
+from looop.ui.out import Printer
+
+# fork, explicitly (the default changed in 3.14): see the module docstring.
+CTX = multiprocessing.get_context("fork")
+
+
+@dataclass
+class Kid:
+    spec: ChildSpec
+    proc: Any
+    conn: Any
+    status: dict[str, Any] = field(default_factory=dict)
+    start_waiters: list["Conn"] = field(default_factory=list)
+    pulse_end: socket.socket | None = None
+
+
+@dataclass
+class Conn:
+    sock: socket.socket
+    trusted: bool = False
+    buf: bytes = b""
+
+
+def env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class Root:
+    def __init__(self, d: str, json_mode: bool = False, printer: Printer | None = None):
+        self.d = d
+        self.json = json_mode
+        self.out = printer or Printer(json=json_mode)
+        self.grace = env_float("LOOOP_SHUTDOWN_GRACE", 5.0)
+        self.intensity = Intensity(int(env_float("LOOOP_RESTART_MAX", 5)),
+                                   env_float("LOOOP_RESTART_PERIOD", 60.0))
+        self.kids: dict[str, Kid] = {}
+        self.by_fd: dict[int, Kid] = {}
+        self.pending: dict[int, tuple[Conn, str]] = {}
+        self.req_ids = itertools.count(1)
+        self.sel = selectors.DefaultSelector()
+        self.stopping = False
+        self.stop_deadline: float | None = None
+        self.stopped_workers: list[str] = []
+        self.exit_code = 0
+        self.notifier = notify.Notifier()
+        self.ready_sent = False
+        self.next_watchdog: float | None = None
+        self.conns: dict[int, Conn] = {}
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def run(self) -> int:
+        """Blocks until the tree is down; returns the process exit code."""
+        paths.ensure_layout(self.d)
+        self._lock()
+        title.set_title("root", "root", "running", False, self.d)
+        self.listener = control.listen(self.d)
+        self.sel.register(self.listener, selectors.EVENT_READ, self._on_accept)
+        self._setup_signals()
+        ptycmd.set_subreaper_and_pdeathsig(0)
+        events.emit(self.d, "root_start", pid=os.getpid())
+        self._start_pulse()
+        if self.notifier.watchdog_every:
+            self.next_watchdog = time.monotonic()
+        try:
+            while not (self.stopping and not self.kids):
+                timeout = self._timeout()
+                for key, mask in self.sel.select(timeout):
+                    key.data(key.fileobj, mask)
+                self._on_timers()
+        finally:
+            self._final_sweep()
+        return self._report_stop()
+
+    def _lock(self) -> None:
+        fd = os.open(paths.lock_path(self.d), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"already running (pid {holder}) — watch it with: looop watch pulse") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.lock_fd = fd  # held for our lifetime; closed in every child right after fork
+
+    def _setup_signals(self) -> None:
+        r, w = socket.socketpair()
+        r.setblocking(False)
+        w.setblocking(False)
+        self._wake = (r, w)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, lambda *_: None)  # record only: the loop reads the wakeup byte
+        signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+        self.sel.register(r, selectors.EVENT_READ, self._on_signal)
+
+    def _on_signal(self, sock: socket.socket, _mask: int) -> None:
+        try:
+            sigs = sock.recv(4096)
+        except BlockingIOError:
+            return
+        for sig in sigs:
+            if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                if self.stopping:
+                    self.stop_deadline = time.monotonic()  # second signal: no more grace
+                else:
+                    self.shutdown(f"got {signal.Signals(sig).name}")
+            elif sig == signal.SIGCHLD:
+                self._reap_orphans()
+
+    def shutdown(self, why: str, code: int = 0) -> None:
+        """Ask every child to stop, all at once; the loop waits for proof of death."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.exit_code = code
+        self.notifier.send("STOPPING=1")
+        events.emit(self.d, "root_stop", reason=why)
+        self.stopped_workers = sorted(k for k, kid in self.kids.items()
+                                      if kid.spec.role == "worker")
+        for kid in self.kids.values():
+            self._send(kid, ("stop",))
+        self.stop_deadline = time.monotonic() + self.grace + FINAL
+
+    def _timeout(self) -> float | None:
+        times = [t for t in (self.stop_deadline, self.next_watchdog) if t is not None]
+        return max(0.0, min(times) - time.monotonic()) if times else None
+
+    def _on_timers(self) -> None:
+        now = time.monotonic()
+        if self.next_watchdog is not None and now >= self.next_watchdog:
+            self.notifier.send("WATCHDOG=1")
+            self.next_watchdog = now + (self.notifier.watchdog_every or 1.0)
+        if self.stop_deadline is not None and now >= self.stop_deadline:
+            for kid in list(self.kids.values()):  # past the bound: no more asking
+                kid.proc.kill()
+                kid.proc.join(1)
+                self._on_death(kid)
+
+    def _final_sweep(self) -> None:
+        """Whatever happened above, nothing we started survives us."""
+        for kid in list(self.kids.values()):
+            kid.proc.kill()
+            kid.proc.join(1)
+            self._on_death(kid)
+        self._reap_orphans(kill=True)
+        try:
+            self.listener.close()
+            os.unlink(paths.socket_path(self.d))
+        except OSError:
+            pass
+
+    def _report_stop(self) -> int:
+        ids = self.stopped_workers
+        self.out.line("ok", "root.stopped",
+                      f"stopped {len(ids)} workers" + (f" ({', '.join(ids)})" if ids else ""),
+                      workers=ids)
+        self.out.line("ok", "pulse.stopped", "pulse stopped")
+        return self.exit_code
+
+    # -- children -------------------------------------------------------------
+
+    def _fork(self, spec: ChildSpec, keep: tuple[int, ...] = ()) -> Kid:
+        parent_end, child_end = CTX.Pipe(duplex=True)
+        close = tuple(fd for fd in _open_fds() if fd > 2 and fd not in (child_end.fileno(), *keep))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proc = CTX.Process(target=child_main, name=f"looop-{spec.sid}", daemon=True,
+                           args=(spec, child_end, os.getpid(), close))
+        proc.start()
+        child_end.close()
+        kid = Kid(spec, proc, parent_end)
+        self.kids[spec.sid] = kid
+        self.by_fd[parent_end.fileno()] = kid
+        self.sel.register(parent_end.fileno(), selectors.EVENT_READ, self._on_link)
+        self.sel.register(proc.sentinel, selectors.EVENT_READ, self._on_sentinel)
+        return kid
+
+    def _base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("LOOOP_PULSE_FD", None)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("WATCHDOG_USEC", None)
+        env.pop("WATCHDOG_PID", None)
+        env.setdefault("TERM", "xterm-256color")
+        env.update(LOOOP_DATA_DIR=self.d, LOOOP_BIN=paths.looop_bin(),
+                   LOOOP_CONFIG=paths.config_path(self.d))
+        return env
+
+    def _start_pulse(self) -> None:
+        mine, theirs = socket.socketpair()
+        env = self._base_env()
+        env["LOOOP_PULSE_FD"] = str(theirs.fileno())
+        if self.json:
+            env["LOOOP_LOG_FORMAT"] = "json"
+        os.makedirs(paths.session_dir(self.d, "pulse"), exist_ok=True)
+        spec = ChildSpec(sid="pulse", role="pulse", data_dir=self.d, cwd=self.d,
+                         argv=(sys.executable, "-m", "looop", "_pulse"),
+                         env=tuple(env.items()), restart=Restart.PERMANENT, grace=self.grace,
+                         tee_stdout=True, onlcr=False, pass_fds=(theirs.fileno(),),
+                         log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
+        sessions.write_meta(self.d, "pulse", {"id": "pulse", "role": "pulse",
+                                              "command": "looop _pulse", "cwd": self.d,
+                                              "started_at": sessions.rfc3339()})
+        kid = self._fork(spec, keep=(theirs.fileno(),))
+        theirs.close()
+        mine.setblocking(False)
+        kid.pulse_end = mine
+        self.sel.register(mine, selectors.EVENT_READ, self._on_client)
+        self.conns[mine.fileno()] = Conn(mine, trusted=True)
+
+    def start_worker(self, sid: str, brief: str, runner: str | None, command: str | None) -> Kid:
+        """Validate and fork a worker; raises LooopError with a one-line reason."""
+        sid = paths.check_id(sid, "session")
+        if sid in self.kids:
+            raise LooopError(f"session {sid} is already running")
+        if self.stopping:
+            raise LooopError("looop is shutting down")
+        cfg = config.load(self.d)
+        name, r = config.runner(cfg, runner)
+        template = command or r.get("interactive", "")
+        if "{{prompt_file}}" not in template:
+            raise LooopError("the worker command must contain {{prompt_file}}")
+        sessions.remove(self.d, sid)  # a finished session of that id is replaced
+        os.makedirs(paths.session_dir(self.d, sid))
+        as_script = template.strip().startswith("bash {{prompt_file}}")
+        prompt_file = prompts.write(self.d, sid, brief, as_script=as_script)
+        cmd = template.replace("{{prompt_file}}", shlex.quote(prompt_file))
+        env = self._base_env()
+        env["LOOOP_SESSION_ID"] = sid
+        sessions.write_meta(self.d, sid, {"id": sid, "role": "worker", "command": cmd,
+                                          "runner": name, "cwd": self.d,
+                                          "prompt_file": prompt_file,
+                                          "started_at": sessions.rfc3339()})
+        spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=self.d,
+                         argv=("bash", "-lc", cmd), env=tuple(env.items()), grace=self.grace,
+                         log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
+        return self._fork(spec)
+
+    def _on_link(self, fd: int, _mask: int) -> None:
+        kid = self.by_fd.get(fd)
+        if kid is None:
+            return
+        try:
+            msg = kid.conn.recv()
+        except (EOFError, OSError):
+            self.sel.unregister(fd)  # the sentinel reports the death itself
+            del self.by_fd[fd]
+            return
+        if msg[0] == "status":
+            self._on_status(kid, msg[1])
+        elif msg[0] == "reply":
+            conn, _sid = self.pending.pop(msg[1], (None, None))
+            if conn is not None:
+                self._reply(conn, msg[2])
+
+    def _on_status(self, kid: Kid, st: dict[str, Any]) -> None:
+        first = not kid.status
+        kid.status = st
+        if first and st.get("state") == State.RUNNING.value:
+            role = kid.spec.role
+            events.emit(self.d, f"{role}_started", id=kid.spec.sid, pid=st.get("pid"),
+                        child_pid=kid.proc.pid)
+            if role == "pulse" and not self.ready_sent:
+                self.ready_sent = True
+                self.notifier.send(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=pulse running")
+        for conn in kid.start_waiters:
+            if st.get("state") == State.RUNNING.value:
+                self._reply(conn, {"ok": True, "id": kid.spec.sid, "pid": st.get("pid"),
+                                   "child_pid": kid.proc.pid})
+            else:
+                self._reply(conn, {"ok": False, "error": st.get("error") or
+                                   f"session {kid.spec.sid} exited at once (code {st.get('exit_code')})"})
+        kid.start_waiters.clear()
+
+    def _on_sentinel(self, sentinel: int, _mask: int) -> None:
+        for kid in list(self.kids.values()):
+            if kid.proc.sentinel == sentinel:
+                kid.proc.join(1)
+                self._on_death(kid)
+                return
+
+    def _on_death(self, kid: Kid) -> None:
+        """Proof of death arrived (sentinel): record it, sweep, apply policy."""
+        sid = kid.spec.sid
+        if self.kids.get(sid) is not kid:
+            return
+        del self.kids[sid]
+        for fobj in (kid.proc.sentinel, kid.conn.fileno()):
+            try:
+                self.sel.unregister(fobj)
+            except (KeyError, ValueError):
+                pass
+        self.by_fd.pop(kid.conn.fileno(), None)
+        kid.conn.close()
+        if kid.pulse_end is not None:
+            self._drop(self.conns.get(kid.pulse_end.fileno()))
+        code = kid.proc.exitcode
+        kid.proc.close()
+        state = kid.status.get("state")
+        if state not in (State.EXITED.value, State.KILLED.value):
+            # the child vanished without its final word (SIGKILL, crash)
+            st = dict(kid.status or sessions.read_status(self.d, sid), id=sid,
+                      state=State.KILLED.value if self.stopping else State.DEAD.value)
+            sessions.write_status(self.d, sid, st)
+            self._reap_orphans(kill=True)
+        for req, (conn, target) in list(self.pending.items()):
+            if target == sid:
+                del self.pending[req]
+                self._reply(conn, {"ok": True, "state": state or "dead",
+                                   "exit_code": kid.status.get("exit_code")})
+        for conn in kid.start_waiters:
+            self._reply(conn, {"ok": False, "error": f"session {sid} died while starting"})
+        if kid.spec.role == "worker":
+            events.emit(self.d, "worker_exited", id=sid, state=state or "dead",
+                        exit_code=kid.status.get("exit_code"))
+            if not self.stopping:
+                self.out.line("info", "worker.exited",
+                              f"worker {sid} {state or 'dead'} (exit {kid.status.get('exit_code')})",
+                              id=sid, exit_code=kid.status.get("exit_code"), dim=True)
+        elif not self.stopping:
+            self._restart_pulse(code)
+
+    def _restart_pulse(self, code: int | None) -> None:
+        if not self.intensity.allow(time.monotonic()):
+            why = (f"pulse crashed {self.intensity.max_restarts + 1} times in "
+                   f"{self.intensity.period:g}s — giving up")
+            self.out.line("error", "supervisor.give_up", why)
+            events.emit(self.d, "supervisor_give_up", reason=why)
+            self.shutdown(why, code=1)
+            return
+        self.out.line("warn", "supervisor.restart", f"pulse exited (code {code}) — restarting")
+        events.emit(self.d, "supervisor_restart", id="pulse", exit_code=code)
+        self._start_pulse()
+
+    def _reap_orphans(self, kill: bool = False) -> None:
+        """Descendants re-parented to us (we are a subreaper) are not children
+        we started: kill (if asked) and reap them by pid — never waitpid(-1)."""
+        ours = {kid.proc.pid for kid in self.kids.values()}
+        import psutil
+        try:
+            kids = psutil.Process().children()
+        except psutil.Error:
+            return
+        for p in kids:
+            if p.pid in ours:
+                continue
+            if kill:
+                try:
+                    for q in p.children(recursive=True) + [p]:
+                        q.kill()
+                except psutil.Error:
+                    pass
+            try:
+                os.waitpid(p.pid, 0 if kill else os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+    def _send(self, kid: Kid, msg: tuple) -> None:
+        try:
+            kid.conn.send(msg)
+        except OSError:
+            pass  # dying: its sentinel will tell
+
+    # -- the control socket ---------------------------------------------------
+
+    def _on_accept(self, listener: socket.socket, _mask: int) -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        if control.peer_uid(sock) not in (None, os.getuid()):
+            sock.close()  # other users never drive our tree
+            return
+        sock.setblocking(False)
+        self.conns[sock.fileno()] = Conn(sock)
+        self.sel.register(sock, selectors.EVENT_READ, self._on_client)
+
+    def _on_client(self, sock: socket.socket, _mask: int) -> None:
+        conn = self.conns.get(sock.fileno())
+        if conn is None:
+            return
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        conn.buf += data
+        if len(conn.buf) > control.MAX_LINE and b"\n" not in conn.buf:
+            self._drop(conn)
+            return
+        while b"\n" in conn.buf and conn.sock.fileno() >= 0:
+            line, conn.buf = conn.buf.split(b"\n", 1)
+            try:
+                req = jsonio.loads(line)
+                if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+                    raise ValueError("expected a JSON object with an 'op'")
+            except ValueError as e:
+                self._reply(conn, {"ok": False, "error": f"bad request: {e}"})
+                self._drop(conn)  # garbage: drop the connection, keep the tree
+                return
+            handler = OPS.get(req["op"])
+            try:
+                if handler is None:
+                    raise LooopError(f"unknown op {req['op']!r}")
+                handler(self, conn, req)
+            except LooopError as e:
+                self._reply(conn, {"ok": False, "error": str(e)})
+            except (TypeError, KeyError, ValueError) as e:
+                self._reply(conn, {"ok": False, "error": f"bad request: {e!r}"})
+
+    def _reply(self, conn: Conn, payload: dict[str, Any]) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        try:
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(2)
+            conn.sock.sendall(jsonio.dumpb(payload) + b"\n")
+            conn.sock.setblocking(False)
+        except OSError:
+            self._drop(conn)
+
+    def _drop(self, conn: Conn | None) -> None:
+        if conn is None or conn.sock.fileno() < 0:
+            return
+        self.conns.pop(conn.sock.fileno(), None)
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _live(self, req: dict[str, Any]) -> Kid:
+        sid = paths.check_id(req.get("id", ""), "session")
+        kid = self.kids.get(sid)
+        if kid is None:
+            if sessions.exists(self.d, sid):
+                raise LooopError(f"session {sid} is not running "
+                                 f"({sessions.read_status(self.d, sid).get('state', 'finished')})")
+            raise LooopError(f"no session {sid!r}")
+        return kid
+
+    def _forward(self, conn: Conn, req: dict[str, Any], op: str, *args: Any) -> tuple[Kid, int]:
+        kid = self._live(req)
+        rid = next(self.req_ids)
+        self.pending[rid] = (conn, kid.spec.sid)
+        self._send(kid, (op, rid, *args))
+        return kid, rid
+
+    # Each op: (root, conn, request) → reply now, or later through `pending`.
+    def op_ping(self, conn: Conn, req: dict[str, Any]) -> None:
+        self._reply(conn, {"ok": True, "pid": os.getpid(), "data_dir": self.d,
+                           "sessions": sorted(self.kids)})
+
+    def op_start(self, conn: Conn, req: dict[str, Any]) -> None:
+        kid = self.start_worker(req["id"], str(req.get("prompt", "")), req.get("runner"),
+                                req.get("command"))
+        kid.start_waiters.append(conn)
+
+    def op_input(self, conn: Conn, req: dict[str, Any]) -> None:
+        data = req["data"]
+        if not isinstance(data, str):
+            raise LooopError("'data' must be a string")
+        self._forward(conn, req, "input", data.encode("utf-8", "surrogateescape"))
+
+    def op_resize(self, conn: Conn, req: dict[str, Any]) -> None:
+        cols, rows = int(req["cols"]), int(req["rows"])
+        if not (0 < cols <= 1000 and 0 < rows <= 1000):
+            raise LooopError("size out of range (1..1000)")
+        self._forward(conn, req, "resize", cols, rows)
+
+    def op_flag(self, conn: Conn, req: dict[str, Any]) -> None:
+        note = req.get("note")
+        self._forward(conn, req, "flag", str(note)[:500] if note else None)
+
+    def op_restart(self, conn: Conn, req: dict[str, Any]) -> None:
+        sid = paths.check_id(req.get("id", ""), "session")
+        if sid in self.kids:
+            self._forward(conn, req, "restart")
+            return
+        meta = sessions.read_meta(self.d, sid)
+        if not meta.get("command"):
+            raise LooopError(f"no session {sid!r}")
+        self._restart_finished(conn, sid, meta)
+
+    def _restart_finished(self, conn: Conn, sid: str, meta: dict[str, Any]) -> None:
+        """A finished worker restarts as a new child over the same command."""
+        env = self._base_env()
+        env["LOOOP_SESSION_ID"] = sid
+        spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=meta.get("cwd") or self.d,
+                         argv=("bash", "-lc", meta["command"]), env=tuple(env.items()),
+                         grace=self.grace, log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
+        self._fork(spec).start_waiters.append(conn)
+
+    def op_attach(self, conn: Conn, req: dict[str, Any]) -> None:
+        """Hand the client's socket to the child: attached bytes bypass the root."""
+        from multiprocessing import reduction
+        kid = self._live(req)
+        self._send(kid, ("attach", next(self.req_ids)))
+        reduction.send_handle(kid.conn, conn.sock.fileno(), kid.proc.pid)
+        self._drop(conn)
+
+
+def _simple(op: str) -> Callable[[Root, Conn, dict[str, Any]], None]:
+    def handler(root: Root, conn: Conn, req: dict[str, Any]) -> None:
+        root._forward(conn, req, op)
+    handler.__name__ = f"op_{op}"
+    return handler
+
+
+OPS: dict[str, Callable[[Root, Conn, dict[str, Any]], None]] = {
+    "ping": Root.op_ping,
+    "start": Root.op_start,
+    "input": Root.op_input,
+    "resize": Root.op_resize,
+    "flag": Root.op_flag,
+    "restart": Root.op_restart,
+    "attach": Root.op_attach,
+    **{op: _simple(op) for op in ("kill", "unflag", "shot", "detach")},
+}
+
+
+def _open_fds() -> list[int]:
+    for d in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return [int(n) for n in os.listdir(d)]
+        except OSError:
+            continue
+    return list(range(3, 256))

@@ -1,0 +1,1 @@
+"""Rendering: human and NDJSON lines, tables, screens."""

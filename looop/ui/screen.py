@@ -1,0 +1,84 @@
+"""Screens through pyte: build, snapshot to plain data, render plain/ANSI.
+
+A snapshot is the `shot --json` shape: {"cols", "rows", "cursor": {"x","y"},
+"lines": [str], "cells": [[run, ...] per row]} where a run is
+{"text", "fg", "bg", "bold", "italics", "underscore", "reverse"}.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_ATTRS = ("bold", "italics", "underscore", "reverse")
+_SGR_FG = {"black": 30, "red": 31, "green": 32, "brown": 33, "yellow": 33, "blue": 34,
+           "magenta": 35, "cyan": 36, "white": 37}
+
+
+def new_screen(cols: int, rows: int) -> tuple[Any, Any]:
+    import pyte
+    screen = pyte.Screen(cols, rows)
+    return screen, pyte.ByteStream(screen)
+
+
+def replay(data: bytes, cols: int = 80, rows: int = 24) -> Any:
+    screen, stream = new_screen(cols, rows)
+    stream.feed(data)
+    return screen
+
+
+def snapshot(screen: Any) -> dict[str, Any]:
+    lines: list[str] = []
+    cells: list[list[dict[str, Any]]] = []
+    for y in range(screen.lines):
+        row = screen.buffer[y]
+        runs: list[dict[str, Any]] = []
+        text = []
+        for x in range(screen.columns):
+            ch = row[x]
+            text.append(ch.data)
+            key = (ch.fg, ch.bg) + tuple(getattr(ch, a) for a in _ATTRS)
+            if runs and runs[-1]["_k"] == key:
+                runs[-1]["text"] += ch.data
+            else:
+                runs.append({"_k": key, "text": ch.data, "fg": ch.fg, "bg": ch.bg,
+                             **{a: getattr(ch, a) for a in _ATTRS}})
+        for r in runs:
+            del r["_k"]
+        lines.append("".join(text))
+        cells.append(runs)
+    return {"cols": screen.columns, "rows": screen.lines,
+            "cursor": {"x": screen.cursor.x, "y": screen.cursor.y}, "lines": lines, "cells": cells}
+
+
+def _color(value: str, base: int) -> str | None:
+    if value == "default":
+        return None
+    if value in _SGR_FG:
+        return str(_SGR_FG[value] + base)
+    if len(value) == 6:
+        try:
+            r, g, b = int(value[:2], 16), int(value[2:4], 16), int(value[4:], 16)
+        except ValueError:
+            return None
+        return f"{38 + base};2;{r};{g};{b}"
+    return None
+
+
+def render(snap: dict[str, Any], ansi: bool = False, trim: bool = False) -> str:
+    """Plain text (or with SGR colors) of a snapshot; `trim` drops trailing
+    spaces and trailing blank lines."""
+    if not ansi:
+        rows = list(snap["lines"])
+    else:
+        rows = []
+        for runs in snap["cells"]:
+            parts = []
+            for r in runs:
+                codes = [c for c in (_color(r["fg"], 0), _color(r["bg"], 10)) if c]
+                codes += [str(n) for a, n in zip(_ATTRS, (1, 3, 4, 7)) if r[a]]
+                parts.append(f"\x1b[{';'.join(codes)}m{r['text']}\x1b[0m" if codes else r["text"])
+            rows.append("".join(parts))
+    if trim:
+        rows = [r.rstrip(" ") if not ansi else r for r in rows]
+        while rows and not rows[-1].strip():
+            rows.pop()
+    return "\n".join(rows)

@@ -1,0 +1,139 @@
+"""Fixtures for real-process tests: a temp data dir, a live `looop` tree, and
+a leak check that fails the test if any process of the tree survives it."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+import pytest
+
+BIN = str(Path(sys.executable).with_name("looop"))
+if not os.access(BIN, os.X_OK):  # pragma: no cover - running from an odd venv
+    BIN = shutil.which("looop") or BIN
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `cond` every 20 ms until truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def tree_processes(d: str) -> list[psutil.Process]:
+    """Every process that belongs to the profile `d`: titled with it, or
+    carrying LOOOP_DATA_DIR=d in its environment (worker commands and
+    everything they started)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "environ", "status"]):
+        try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cl = " ".join(x for x in (p.info["cmdline"] or []) if x)
+            env = p.info["environ"] or {}
+            if (cl.startswith("looop:") and cl.endswith(" " + d)) or env.get("LOOOP_DATA_DIR") == d:
+                if p.pid != os.getpid():
+                    found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    d = str(tmp_path / "data")
+    monkeypatch.setenv("LOOOP_DATA_DIR", d)
+    monkeypatch.setenv("LOOOP_SHUTDOWN_GRACE", "1")
+    monkeypatch.setenv("LOOOP_INTERVAL", "3600")
+    monkeypatch.setenv("LOOOP_TMUX_SURFACE", "0")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("LOOOP_CONFIG", raising=False)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    yield d
+    left = tree_processes(d)
+    for p in left:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    assert not left, f"processes of the tree survived the test: {[(p.pid, p.info['cmdline']) for p in left]}"
+
+
+def run(*args: str, timeout: float = 30, check: bool = False, input: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    r = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout,
+                       input=input, env=env)
+    if check and r.returncode != 0:
+        pytest.fail(f"looop {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+def ls(*extra: str) -> list[dict[str, Any]]:
+    return json.loads(run("ls", "--json", *extra, check=True).stdout)
+
+
+class Tree:
+    """A running `looop` root in the test's data dir."""
+
+    def __init__(self, d: str, args: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        self.d = d
+        os.makedirs(d, exist_ok=True)
+        self.out_path = os.path.join(os.path.dirname(d), "root.out")
+        self.out = open(self.out_path, "wb")
+        self.proc = subprocess.Popen([BIN, *args], stdout=self.out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env)
+        self.pid = self.proc.pid
+        wait_until(self.pulse_running, 15, "the pulse to run")
+
+    def pulse_running(self) -> dict[str, Any] | None:
+        if self.proc.poll() is not None:
+            pytest.fail(f"looop exited early ({self.proc.returncode}): {self.output()}")
+        rows = [r for r in ls() if r["id"] == "pulse" and r["alive"] and r["state"] == "running"]
+        return rows[0] if rows else None
+
+    def output(self) -> str:
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def start(self, sid: str, script: str, **kw: Any) -> dict[str, Any]:
+        run("start-session", sid, script, "--command", "bash {{prompt_file}}", check=True)
+        return wait_until(lambda: next((r for r in ls() if r["id"] == sid and r["alive"]), None),
+                          10, f"worker {sid} to be live")
+
+    def pids(self) -> list[int]:
+        """The root and everything below it, now."""
+        try:
+            root = psutil.Process(self.pid)
+            return [self.pid] + [p.pid for p in root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.out.close()
+
+
+@pytest.fixture
+def tree(data_dir: str):
+    t = Tree(data_dir)
+    yield t
+    if t.proc.poll() is None:
+        t.stop(signal.SIGTERM)
+    else:
+        t.out.close()

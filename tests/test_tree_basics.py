@@ -1,0 +1,41 @@
+"""The tree end to end: workers visible in ls and ps, teardown by signal."""
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import psutil
+import pytest
+
+from conftest import Tree, ls, run, wait_until
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_three_workers_then_signal_tears_everything_down(data_dir, sig):
+    t = Tree(data_dir)
+    for sid in ("a", "b", "c"):
+        t.start(sid, "echo started $LOOOP_SESSION_ID; sleep 300")
+    rows = ls()
+    assert [r["id"] for r in rows][:1] == ["pulse"]
+    assert {r["id"] for r in rows if r["alive"]} == {"pulse", "a", "b", "c"}
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    for sid in ("a", "b", "c"):
+        assert f"looop: worker {sid} [running] {data_dir}" in ps
+    assert f"looop: pulse [running] {data_dir}" in ps
+    assert f"looop: root [running] {data_dir}" in ps
+    commands = [r["pid"] for r in rows if r["role"] == "worker"]
+    everything = t.pids()
+    assert set(commands) <= set(everything)
+    code = t.stop(sig, timeout=1 + 2 + 5)
+    assert code == 0
+    wait_until(lambda: not any(psutil.pid_exists(p) for p in everything), 3, "every pid gone")
+    out = t.output()
+    assert "stopped 3 workers (a, b, c)" in out
+    assert "pulse stopped" in out
+
+
+def test_second_root_refuses_with_pid(tree):
+    r = run("run")
+    assert r.returncode == 1
+    assert f"already running (pid {tree.pid})" in r.stderr
+    assert "looop watch pulse" in r.stderr
