@@ -10,62 +10,12 @@ import os
 import sys
 import time
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from looop.cli.args import duration, parser
-from looop.store import paths, sessions
-from looop.tree.title import FLAG, Title, parse_title
-
-
-def live_titles() -> Iterable[tuple[int, Title]]:
-    """(pid, title) of every looop process on the machine."""
-    import psutil
-    for p in psutil.process_iter(["cmdline"]):
-        cl = p.info.get("cmdline")
-        if cl and cl[0].startswith("looop:"):
-            t = parse_title(" ".join(x for x in cl if x))
-            if t is not None:
-                yield p.pid, t
-
-
-def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
-    """The `ls --json` objects: pulse first, then workers by id."""
-    live: dict[tuple[str, str], tuple[int, Title]] = {}
-    for pid, t in live_titles():
-        if t.role != "root" and (everywhere or t.data_dir == d):
-            live[(t.data_dir, t.sid)] = (pid, t)
-    out = []
-    seen = set()
-    for (dd, sid), (pid, t) in live.items():
-        st, meta = sessions.read_status(dd, sid), sessions.read_meta(dd, sid)
-        seen.add((dd, sid))
-        out.append(_row(sid, t.role, t.state, True, st, meta, child_pid=pid,
-                        flagged=t.flagged, data_dir=dd))
-    for sid in sessions.list_ids(d):
-        if (d, sid) in seen:
-            continue
-        st, meta = sessions.read_status(d, sid), sessions.read_meta(d, sid)
-        state = st.get("state") or "dead"
-        if state in ("starting", "running"):
-            state = "dead"  # on disk as live, but no process carries its title
-        out.append(_row(sid, meta.get("role") or st.get("role") or "worker", state, False, st, meta,
-                        child_pid=None, flagged=bool(st.get("flagged")), data_dir=d))
-    out.sort(key=lambda r: (r["role"] != "pulse", r["data_dir"] != d, r["id"]))
-    if not everywhere:
-        for r in out:
-            del r["data_dir"]
-    return out
-
-
-def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
-         child_pid: int | None, flagged: bool, data_dir: str) -> dict[str, Any]:
-    return {"id": sid, "role": role, "state": state, "alive": alive,
-            "pid": st.get("pid") if alive else None, "child_pid": child_pid,
-            "exit_code": st.get("exit_code"), "flagged": flagged,
-            "note": st.get("note") if flagged else None,
-            "started_at": meta.get("started_at") or st.get("started_at"),
-            "cmd": meta.get("command") or "", "data_dir": data_dir,
-            "_updated": st.get("updated_at")}
+from looop.registry import rows
+from looop.store import paths
+from looop.tree.title import FLAG
 
 
 def _age(r: dict[str, Any], now: float) -> str:

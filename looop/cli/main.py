@@ -30,8 +30,19 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "start-session": ("looop.cli.steer", "cmd_start_session", "start a worker in the running tree"),
     "prune": ("looop.cli.steer", "cmd_prune", "remove every finished session dir"),
     "attach": ("looop.cli.attach", "cmd_attach", "attach this terminal to a worker"),
+    "tick": ("looop.cli.pulse_verbs", "cmd_tick", "one beat and exit (--dry-run: prompt only)"),
+    "status": ("looop.cli.pulse_verbs", "cmd_status", "pulse, last tick, workers, cost today"),
+    "journal": ("looop.cli.pulse_verbs", "cmd_journal", "print the journal"),
+    "cost": ("looop.cli.pulse_verbs", "cmd_cost", "spend: today, all, by kind and runner"),
+    "doctor": ("looop.cli.service", "cmd_doctor", "check runner, config, data dir, lock, socket, tmux"),
+    "systemd": ("looop.cli.service", "cmd_systemd", "print a systemd unit for running looop as a service"),
+    "config": ("looop.cli.service", "cmd_config", "print a shell completion script (bash|zsh)"),
+    "help": ("looop.cli.manual", "cmd_help", "the full manual"),
     "version": ("looop.cli.main", "cmd_version", "print the version"),
     "_pulse": ("looop.pulse.loop", "cmd_pulse", "internal: the pulse body"),
+    "_rules": ("looop.cli.pulse_verbs", "cmd_rules", "internal: the built-in rules decider"),
+    "_fmt": ("looop.cli.pulse_verbs", "cmd_fmt", "internal: pi NDJSON stream → friendly lines + cost"),
+    "_cost": ("looop.cli.pulse_verbs", "cmd_cost_report", "internal: record a cost <kind> <id> <runner> <usd>"),
 }
 
 

@@ -121,7 +121,7 @@ def cmd_start_session(argv: list[str]) -> int:
 
 
 def cmd_prune(argv: list[str]) -> int:
-    from looop.cli.ls import rows
+    from looop.registry import rows
     from looop.store import sessions
     parser("prune", "Remove every finished session dir now.").parse_args(argv)
     d = paths.data_dir()

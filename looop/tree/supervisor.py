@@ -495,6 +495,13 @@ class Root:
         self._reply(conn, {"ok": True, "pid": os.getpid(), "data_dir": self.d,
                            "sessions": sorted(self.kids)})
 
+    def op_notify(self, conn: Conn, req: dict[str, Any]) -> None:
+        """The pulse reports each beat's outcome; the root relays it to systemd."""
+        text = " ".join(str(req.get("status", "")).split())[:200]
+        if text:
+            self.notifier.send(f"STATUS={text}")
+        self._reply(conn, {"ok": True})
+
     def op_start(self, conn: Conn, req: dict[str, Any]) -> None:
         kid = self.start_worker(req["id"], str(req.get("prompt", "")), req.get("runner"),
                                 req.get("command"))
@@ -553,6 +560,7 @@ def _simple(op: str) -> Callable[[Root, Conn, dict[str, Any]], None]:
 
 OPS: dict[str, Callable[[Root, Conn, dict[str, Any]], None]] = {
     "ping": Root.op_ping,
+    "notify": Root.op_notify,
     "start": Root.op_start,
     "input": Root.op_input,
     "resize": Root.op_resize,
