@@ -232,6 +232,8 @@ class Root:
         env["LOOOP_PULSE_FD"] = str(theirs.fileno())
         if self.json:
             env["LOOOP_LOG_FORMAT"] = "json"
+        # the pulse writes to a PTY (always a TTY); colors follow the root's stdout
+        env.setdefault("LOOOP_COLOR", "1" if self.out.color else "0")
         os.makedirs(paths.session_dir(self.d, "pulse"), exist_ok=True)
         spec = ChildSpec(sid="pulse", role="pulse", data_dir=self.d, cwd=self.d,
                          argv=(sys.executable, "-m", "looop", "_pulse"),
