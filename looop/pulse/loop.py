@@ -1,26 +1,145 @@
-"""The pulse body: beat, choose the next interval, sleep, repeat.
+"""The pulse body (`looop _pulse`): beat, choose the next interval, sleep,
+repeat — and `one_beat`, shared with `looop tick`.
 
-Skeleton: the beat itself lands with the pulse issue.
+Cadence (SPEC §3): idle `interval` (default 60 s); `busy_interval` after a
+beat that acted; `active_interval` while a worker is alive; env
+LOOOP_INTERVAL / LOOOP_BUSY_INTERVAL / LOOOP_ACTIVE_INTERVAL over config. A
+decider's `next_interval_s` (already clamped 5..3600) nudges one sleep.
+Consecutive failed beats back off: interval × 2^k, capped at 15 min (never
+below the interval itself), reset by a success — a broken runner cannot burn
+money every minute. The failure count lives in `.next-interval`, so a
+restarted pulse keeps backing off.
+
+Signals: SIGTERM/SIGHUP (sent by the pulse's child on shutdown) raise
+`Shutdown` out of whatever the beat is blocked in; every blocking call below
+unwinds through a `finally` that kills its command's process group, which is
+the quickest clean stop. SIGINT is ignored: the root handles Ctrl-C once.
 """
 from __future__ import annotations
 
 import os
 import signal
 import time
+from typing import Any
+
+BACKOFF_CAP = 900.0
+NEXT_FILE = ".next-interval"
+
+
+class Shutdown(BaseException):
+    """Raised by the SIGTERM/SIGHUP handler to unwind the beat."""
+
+
+def intervals(cfg: dict[str, Any]) -> dict[str, float]:
+    from looop.store.config import number
+    idle = number(cfg, "interval", "LOOOP_INTERVAL", 60.0)
+    return {"idle": idle,
+            "busy": number(cfg, "busy_interval", "LOOOP_BUSY_INTERVAL", idle),
+            "active": number(cfg, "active_interval", "LOOOP_ACTIVE_INTERVAL", idle)}
+
+
+def mode_of(acted: bool, alive: bool) -> str:
+    return "busy" if acted else "active" if alive else "idle"
+
+
+def next_interval(iv: dict[str, float], mode: str, failures: int, nudge: int | None) -> tuple[float, str]:
+    """Pure: (seconds, label) for the next sleep."""
+    base = iv[mode]
+    if failures > 0:
+        return max(base, min(base * 2 ** failures, BACKOFF_CAP)), "backoff"
+    if nudge is not None:
+        return float(nudge), mode
+    return base, mode
+
+
+def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False) -> Any:
+    """Load the config and run one beat. A config that does not parse is a
+    failed beat (named in the line), not a crash."""
+    from looop.errors import LooopError
+    from looop.pulse.beat import Beat, Outcome, run_beat
+    from looop.store import config
+    try:
+        cfg = config.load(d)
+        config.runner(cfg, None)
+    except LooopError as e:
+        out.line("error", "tick.failed", f"decision failed: {e}")
+        return Outcome("failed", str(e))
+    return run_beat(Beat(d, cfg, out, link=link, dry_run=dry_run))
+
+
+def _load_failures(d: str) -> int:
+    from looop.store import jsonio
+    st = jsonio.load_file(os.path.join(d, NEXT_FILE), {}) or {}
+    f = st.get("failures") if isinstance(st, dict) else 0
+    return f if isinstance(f, int) and f >= 0 else 0
+
+
+def _record(d: str, secs: float, mode: str, failures: int, outcome: Any) -> None:
+    from looop.store import jsonio
+    from looop.store.atomic import write_atomic
+    from looop.store.sessions import rfc3339
+    write_atomic(os.path.join(d, NEXT_FILE), jsonio.dumpb(
+        {"at": rfc3339(), "interval_s": secs, "mode": mode, "failures": failures,
+         "outcome": outcome.kind, "pid": os.getpid()}), fsync=False)
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    # once: the child follows SIGHUP with SIGTERM, and a second raise would
+    # interrupt the cleanup the first one started
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Shutdown(signum)
 
 
 def cmd_pulse(argv: list[str]) -> int:
+    import orjson  # noqa: F401  (long-running: the fast JSON path)
+    from looop.pulse import runner
+    from looop.pulse.link import Link
+    from looop.store import events, paths
     from looop.ui.out import Printer, json_mode
     out = Printer(json=json_mode("--json" in argv))
-    stop = []
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    interval = float(os.environ.get("LOOOP_INTERVAL", 60))
-    out.line("info", "pulse.start", f"pulse up (pid {os.getpid()})", pid=os.getpid())
-    while not stop:
-        out.line("info", "cadence", f"next beat in {interval:g}s (idle)", dim=True, interval_s=interval)
-        deadline = time.monotonic() + interval
-        while not stop and time.monotonic() < deadline:
-            time.sleep(min(0.2, deadline - time.monotonic()))
-    return 0
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    runner.become_subreaper()
+    d = paths.data_dir()
+    link = Link.from_env()
+    failures = _load_failures(d)
+    out.line("info", "pulse.start", f"pulse up (pid {os.getpid()}) · {d}", pid=os.getpid(), data_dir=d)
+    events.emit(d, "pulse_start", pid=os.getpid())
+    try:
+        while True:
+            failures = _cycle(d, out, link, failures)
+    except Shutdown:
+        return 0
+    finally:
+        runner.sweep_children()
+
+
+def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
+    """One beat + the sleep after it; returns the new failure count."""
+    from looop.pulse import runner
+    from looop.pulse.beat import Outcome
+    from looop.store import config
+    try:
+        outcome = one_beat(d, out, link)
+    except Exception as e:  # noqa: BLE001 - a beat bug must not become a crash loop
+        out.line("error", "tick.failed", f"beat crashed: {e!r}")
+        outcome = Outcome("failed", f"beat crashed: {e!r}")
+    finally:
+        runner.sweep_children()
+    failures = failures + 1 if outcome.failed else 0
+    try:
+        cfg = config.load(d)
+    except Exception:  # noqa: BLE001 - already reported by the beat
+        cfg = {}
+    secs, mode = next_interval(intervals(cfg), mode_of(outcome.acted, outcome.workers_alive),
+                               failures, outcome.nudge)
+    _record(d, secs, mode, failures, outcome)
+    extra = f" after {failures} failed beat{'s' * (failures > 1)}" if failures else ""
+    out.line("info", "cadence", f"next beat in {secs:g}s ({mode}){extra}", dim=True,
+             interval_s=secs, mode=mode, failures=failures)
+    if link is not None:
+        link.notify(f"{outcome.kind}: {outcome.msg}"[:180] + f" · next in {secs:g}s")
+    time.sleep(secs)
+    return failures

@@ -1,0 +1,72 @@
+"""The pulse's line to the root: the socketpair fd in `LOOOP_PULSE_FD`,
+speaking the control protocol (JSON lines, one request → one reply).
+
+This is the only way pulse code reaches the tree (STYLE: pulse/ talks to the
+tree through link messages). The root trusts this connection; everything
+else about the wire is `looop.tree.control`'s format, reused, not changed.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from looop.errors import LooopError, NotRunning
+from looop.store import jsonio
+
+ENV = "LOOOP_PULSE_FD"
+
+
+class Link:
+    """A blocking request/reply client over an inherited socket."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buf = b""
+
+    @classmethod
+    def from_env(cls) -> "Link | None":
+        """The link handed down by the root, or None (e.g. under `looop tick`).
+
+        Removes the variable so nothing the pulse starts inherits it."""
+        raw = os.environ.pop(ENV, None)
+        if not raw:
+            return None
+        try:
+            sock = socket.socket(fileno=int(raw))
+        except (ValueError, OSError):
+            return None
+        os.set_inheritable(sock.fileno(), False)
+        return cls(sock)
+
+    def call(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        """One request, one reply. Blocks up to `timeout`. LooopError on
+        {"ok": false} or no answer; NotRunning if the root is gone."""
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
+            while b"\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise NotRunning("the root closed the pulse link")
+                self.buf += chunk
+        except socket.timeout:
+            raise LooopError(f"the root did not answer {op!r} within {timeout:g}s") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise NotRunning("the root closed the pulse link") from None
+        line, self.buf = self.buf.split(b"\n", 1)
+        reply = jsonio.loads(line)
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            err = reply.get("error") if isinstance(reply, dict) else None
+            raise LooopError(str(err or f"{op} failed"))
+        return reply
+
+    def notify(self, status: str) -> None:
+        """Best effort: a STATUS= line for systemd; never fails the beat."""
+        try:
+            self.call("notify", timeout=2.0, status=status)
+        except LooopError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,89 @@
+"""The decider's prompt (SPEC §4): its contract first, then the world, in a
+fixed order of `=== SECTION ===` blocks.
+
+Bodies come from files anyone (or any worker) may have written, so a line
+starting with `===` inside them is indented by one space: an interpolated
+body can never forge a section header. Pure: the caller gathers the inputs.
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Iterable
+
+from looop.pulse.actions import ACTIONS, INTERVAL_MAX, INTERVAL_MIN
+
+_HEADER = re.compile(r"^===", re.M)
+
+CONTRACT = """\
+You are the decider of looop, one disposable beat of a control loop for a
+person's work. Read everything below: the PLAYBOOK (priorities, guardrails),
+the goals (desired state), the sensor readings (the world now), the worker
+sessions, the claims and the recent journal. Then choose the SINGLE most
+important move toward the goals.
+
+Do NOT perform the move yourself. EMIT it: write exactly one JSON object to
+the file `.decision.json` in the current directory, and nothing else there.
+Do not edit PLAYBOOK.md, goals/ or sensors/ yourself and do not run commands
+with side effects: looop executes your move. Hands-on, multi-step work belongs
+to a worker (start_worker). Prefer steering an existing worker over starting a
+second one for the same goal. If nothing needs doing, choose noop.
+
+The object has an "action" tag and that action's fields:
+{catalogue}
+Alongside, optionally: "journal": one line saying what you did and why (it is
+appended to journal.md), and "next_interval_s": an integer, seconds until the
+next beat ({lo}..{hi}).
+
+Example: {{"action": "noop", "reason": "all goals on track", "journal": "nothing to do"}}
+
+Ids and names: letters, digits, '.', '_', '-', at most 64, not starting with
+'.'. A session id is usually the goal's name; `pulse` is the loop itself and
+never a worker.
+
+The current local time is {now}.
+"""
+
+
+def catalogue() -> str:
+    lines = []
+    for name, spec in ACTIONS.items():
+        fields = [f'"{f}"' for f, _ in spec.fields] + [f'"{f}" (optional)' for f, _ in spec.optional]
+        lines.append(f"- {name}: {', '.join(fields)} — {spec.when}")
+    return "\n".join(lines)
+
+
+def neutralise(text: str) -> str:
+    return _HEADER.sub(" ===", text)
+
+
+def _body(text: str) -> str:
+    text = neutralise(text)
+    return text if text.endswith("\n") or not text else text + "\n"
+
+
+def worker_line(row: dict[str, Any]) -> str:
+    state = str(row.get("state"))
+    if row.get("exit_code") is not None and not row.get("alive"):
+        state += f" exit {row['exit_code']}"
+    flag = f"  ⚑ {row.get('note') or ''}".rstrip() if row.get("alive") and row.get("flagged") else ""
+    return neutralise(f"- {row.get('id')} [{state}]{flag}")
+
+
+def build(playbook: str, goals: Iterable[tuple[str, str]], readings: Iterable[tuple[str, bytes]],
+          workers: Iterable[dict[str, Any]], claims: Iterable[tuple[str, str]],
+          journal: Iterable[str], now: float | None = None) -> str:
+    now_s = time.strftime("%Y-%m-%d %H:%M:%S %Z (%A)", time.localtime(now))
+    parts = [CONTRACT.format(catalogue=catalogue(), lo=INTERVAL_MIN, hi=INTERVAL_MAX, now=now_s)]
+    parts.append("=== PLAYBOOK ===\n" + (_body(playbook) or "(no PLAYBOOK.md)\n"))
+    gl = [f"--- {name}\n{_body(body)}" for name, body in goals]
+    parts.append("=== GOALS ===\n" + ("".join(gl) or "(no goals yet)\n"))
+    rl = [f"--- sensor-{name}.json\n{_body(data.decode('utf-8', 'replace'))}" for name, data in readings]
+    parts.append("=== SENSOR READINGS ===\n" + ("".join(rl) or "(no sensors)\n"))
+    wl = [worker_line(r) + "\n" for r in workers if r.get("role") != "pulse"]
+    parts.append("=== WORKER SESSIONS ===\n" + ("".join(wl) or "(no workers)\n"))
+    cl = [neutralise(f"- {name}: {body}") + "\n" for name, body in claims]
+    parts.append("=== WORKER CLAIMS ===\n" + ("".join(cl) or "(no claims)\n"))
+    jl = [neutralise(ln) + "\n" for ln in journal]
+    parts.append("=== RECENT JOURNAL ===\n" + ("".join(jl) or "(empty)\n"))
+    return "\n".join(parts)

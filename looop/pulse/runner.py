@@ -1,0 +1,151 @@
+"""Every command the pulse starts (sensors, the tick runner, run_shell) goes
+through here: its own session and process group, default signal dispositions,
+no inherited fds, a deadline, and a kill of the whole group when it is over.
+
+Why its own group: a runner is usually a shell pipeline (`pi … | looop _fmt`);
+killing only the leader would leave the rest running. Why reset signals: the
+pulse ignores SIGINT (the root handles Ctrl-C) and Python ignores SIGPIPE, and
+ignored dispositions survive exec (SPEC §12).
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import IO, Any, Mapping, Sequence
+
+_RESET = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP,
+          signal.SIGCHLD, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+KILL_GRACE = 1.0
+
+
+def clean_exec_state() -> None:
+    """preexec_fn: default dispositions, empty mask (the pulse is single-threaded)."""
+    for sig in _RESET:
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def spawn(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], stdin: Any = subprocess.DEVNULL,
+          stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL) -> subprocess.Popen:
+    """Start `argv` as the leader of a new session/process group."""
+    return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout,
+                            stderr=stderr, start_new_session=True, close_fds=True,
+                            preexec_fn=clean_exec_state)
+
+
+def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
+    """SIGTERM the group, SIGKILL it after `grace`, reap the leader.
+
+    Blocks at most `grace` + 1 s. Safe on a group that is already gone."""
+    _killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    _killpg(proc.pid, signal.SIGKILL)  # members that outlived the leader too
+    try:
+        proc.wait(1.0)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def sweep_children() -> list[int]:
+    """Kill and reap every child of this process (the pulse is a subreaper, so
+    setsid'd grandchildren of runners land here). Returns the pids swept."""
+    import psutil
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+    for p in kids:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    for p in kids:
+        try:
+            p.wait(1.0)
+        except (psutil.Error, psutil.TimeoutExpired):
+            pass
+    return [p.pid for p in kids]
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants of our commands re-parent to us, so `sweep_children`
+    finds even those that called setsid. Linux only; a no-op elsewhere."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Result:
+    code: int | None      # None: killed at the deadline
+    timed_out: bool
+    secs: float
+    out_bytes: int
+
+
+def run_logged(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], stdin: IO[bytes] | int,
+               log: IO[bytes], timeout: float, cap: int = 16 << 20) -> Result:
+    """Run to completion with stdout+stderr merged, each line timestamped into
+    `log` (not echoed). Blocks until exit or `timeout`; on timeout the whole
+    group is killed. Output past `cap` bytes is drained and dropped."""
+    t0 = time.monotonic()
+    proc = spawn(argv, cwd=cwd, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    deadline = t0 + timeout
+    partial, written, timed_out = b"", 0, False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(left):
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            partial += chunk
+            *lines, partial = partial.split(b"\n")
+            if written < cap and lines:
+                data = b"".join(_stamp(ln) for ln in lines)
+                log.write(data)
+                written += len(data)
+        if partial and written < cap:
+            log.write(_stamp(partial))
+        if not timed_out:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+    finally:
+        sel.close()
+        proc.stdout.close()
+        kill_group(proc, 0.2 if not timed_out else KILL_GRACE)
+    log.flush()
+    return Result(None if timed_out else proc.returncode, timed_out,
+                  time.monotonic() - t0, written)
+
+
+def _stamp(line: bytes) -> bytes:
+    return time.strftime("[%H:%M:%S] ").encode() + line.rstrip(b"\r") + b"\n"

@@ -1,0 +1,159 @@
+"""Sense: run every `sensors/*.sh` at once, each under a deadline and a size
+cap, and leave the readings in `snapshots/` (wiped first: a reading is only
+ever this beat's).
+
+One selector loop over all the sensors' stdout pipes — no threads, so the
+pulse stays single-threaded — then a bounded wait for their exits. A sensor
+that overflows the cap is killed at once (its reading is already the error
+object); one that outlives the deadline gets its group killed and exit 124.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from looop.pulse import runner
+from looop.store import jsonio
+from looop.store.atomic import write_atomic
+
+
+@dataclass
+class Reading:
+    name: str
+    code: int | None = None
+    data: bytes = b""
+    oversize: int = 0             # bytes seen when over the cap, else 0
+    problem: str | None = None    # why it counts as failed
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass
+class _Run:
+    reading: Reading
+    proc: subprocess.Popen
+    buf: bytearray = field(default_factory=bytearray)
+    seen: int = 0
+
+
+def list_sensors(d: str) -> list[str]:
+    """Sensor names (file stems), sorted: `sensors/<name>.sh`."""
+    try:
+        names = os.listdir(os.path.join(d, "sensors"))
+    except FileNotFoundError:
+        return []
+    return sorted(n[:-3] for n in names if n.endswith(".sh") and not n.startswith(".")
+                  and os.path.isfile(os.path.join(d, "sensors", n)))
+
+
+def snap_path(d: str, name: str, ext: str = "json") -> str:
+    return os.path.join(d, "snapshots", f"sensor-{name}.{ext}")
+
+
+def sense(d: str, env: Mapping[str, str], timeout: float, cap: int) -> list[Reading]:
+    """Wipe snapshots/, run all sensors concurrently, write their readings.
+
+    Blocks about max(sensor time) and never more than `timeout` + ~2 s."""
+    snaps = os.path.join(d, "snapshots")
+    shutil.rmtree(snaps, ignore_errors=True)
+    os.makedirs(snaps, exist_ok=True)
+    runs = [_start(d, n, env) for n in list_sensors(d)]
+    _pump(runs, time.monotonic() + timeout, cap)
+    for r in runs:
+        _finish(d, r, cap)
+    return [r.reading for r in runs]
+
+
+def _start(d: str, name: str, env: Mapping[str, str]) -> _Run:
+    path = os.path.join(d, "sensors", name + ".sh")
+    argv = [path] if os.access(path, os.X_OK) else ["bash", path]
+    err = open(snap_path(d, name, "err"), "wb")
+    try:
+        proc = runner.spawn(argv, cwd=d, env=env, stdout=subprocess.PIPE, stderr=err)
+    except OSError as e:  # e.g. a bad shebang: the sensor fails, the beat goes on
+        err.write(f"cannot start: {e}\n".encode())
+        proc = runner.spawn(["false"], cwd=d, env=env, stdout=subprocess.PIPE)
+    finally:
+        err.close()
+    return _Run(Reading(name), proc)
+
+
+def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
+    sel = selectors.DefaultSelector()
+    for r in runs:
+        assert r.proc.stdout is not None
+        os.set_blocking(r.proc.stdout.fileno(), False)
+        sel.register(r.proc.stdout.fileno(), selectors.EVENT_READ, r)
+    try:
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for key, _ in sel.select(left):
+                r = key.data
+                chunk = os.read(key.fd, 1 << 16)
+                r.seen += len(chunk)
+                if chunk and r.seen <= cap:
+                    r.buf += chunk
+                if not chunk or r.seen > cap:  # EOF, or over the cap: stop reading
+                    sel.unregister(key.fd)
+                    if r.seen > cap:
+                        runner.kill_group(r.proc, 0)
+        for r in runs:  # pipes closed; the processes get what is left of the deadline
+            try:
+                r.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        sel.close()
+
+
+def _finish(d: str, r: _Run, cap: int) -> None:
+    rd = r.reading
+    assert r.proc.stdout is not None
+    timed_out = r.proc.poll() is None
+    runner.kill_group(r.proc, 0)
+    r.proc.stdout.close()
+    rd.code = 124 if timed_out else r.proc.returncode
+    err = snap_path(d, rd.name, "err")
+    if timed_out:
+        with open(err, "ab") as f:
+            f.write(b"looop: sensor timed out (exit 124)\n")
+        rd.problem = "timed out"
+    if r.seen > cap:
+        rd.oversize = r.seen
+        rd.data = jsonio.dumpb({"error": "sensor output too large",
+                                "bytes": r.seen, "cap": cap})
+        rd.problem = rd.problem or f"output over {cap} bytes"
+    else:
+        rd.data = bytes(r.buf)
+        if rd.problem is None and rd.code != 0:
+            rd.problem = f"exit {rd.code}"
+        elif rd.problem is None and not _is_object(rd.data):
+            rd.problem = "not one JSON object"
+    write_atomic(snap_path(d, rd.name), rd.data, fsync=False)
+    if os.path.exists(err) and os.path.getsize(err) == 0:
+        os.unlink(err)
+
+
+def _is_object(data: bytes) -> bool:
+    try:
+        return isinstance(jsonio.loads(data), dict)
+    except ValueError:
+        return False
+
+
+def summary(readings: list[Reading], secs: float) -> str:
+    """`N sensors ok (Xs)` or `k/N sensors ok · failed: a, b`."""
+    n = len(readings)
+    bad = [r.name for r in readings if not r.ok]
+    if not bad:
+        return f"{n} sensors ok ({secs:.1f}s)"
+    return f"{n - len(bad)}/{n} sensors ok · failed: {', '.join(bad)} ({secs:.1f}s)"
