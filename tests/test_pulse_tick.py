@@ -11,7 +11,9 @@ import psutil
 import pytest
 
 from conftest import run, wait_until
-from fakes import force_decide, read, sensor, setup_fake
+from fakes import isolated_home, force_decide, read, sensor, setup_fake
+
+assert isolated_home  # autouse fixture, imported so pytest finds it
 
 
 @pytest.fixture

@@ -166,8 +166,10 @@ def cmd_cost(argv: list[str]) -> int:
         return 0
     s = cost.summary(d, day)
     if a.json:
-        print(jsonio.dumps({"scope": a.scope, "day": day, **{k: (round(v, 6) if isinstance(v, float) else v)
-                                                             for k, v in s.items()}}))
+        s["total_usd"] = round(s["total_usd"], 6)
+        for key in ("by_kind", "by_runner"):
+            s[key] = {k: round(v, 6) for k, v in s[key].items()}
+        print(jsonio.dumps({"scope": a.scope, "day": day, **s}))
         return 0
     print(f"{'today (' + day + ')' if day else 'all time'}: {cost.fmt_usd(s['total_usd'])} "
           f"over {s['rows']} call{'s' * (s['rows'] != 1)}")

@@ -83,12 +83,16 @@ def _record(d: str, secs: float, mode: str, failures: int, outcome: Any) -> None
          "outcome": outcome.kind, "pid": os.getpid()}), fsync=False)
 
 
+_stopping: list[int] = []
+
+
 def _on_signal(signum: int, _frame: Any) -> None:
-    # once: the child follows SIGHUP with SIGTERM, and a second raise would
-    # interrupt the cleanup the first one started
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
-    raise Shutdown(signum)
+    # once: the child sends SIGHUP and SIGTERM together, and a second raise
+    # would interrupt the cleanup the first one started. (Not SIG_IGN: a
+    # signal already pending would then surface as "ignored due to race".)
+    if not _stopping:
+        _stopping.append(signum)
+        raise Shutdown(signum)
 
 
 def cmd_pulse(argv: list[str]) -> int:

@@ -7,7 +7,20 @@ import os
 import sys
 from typing import Any
 
+import pytest
+
 FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Runners, sensors and workers run under `bash -l`: give them an empty
+    HOME so the tests never depend on (or wait for) this machine's login
+    scripts — e.g. a `pyenv rehash` stuck on its lock file."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return str(home)
 
 
 class Fake:

@@ -1,0 +1,157 @@
+"""The pulse inside a running `looop`: worker moves go through the root,
+backoff and reset over real beats, the rules runner doing real work, and
+`looop tick` refusing to race the live pulse."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from conftest import Tree, ls, run, wait_until
+from fakes import isolated_home, force_decide, read, setup_fake
+
+from looop.store.prompts import contract
+
+WORKER = ("cat {{prompt_file}} >/dev/null; echo SID=$LOOOP_SESSION_ID; "
+          "while read -r l; do echo got:$l; done; echo bye")
+
+assert isolated_home  # autouse fixture, imported so pytest finds it
+
+
+def fast_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "LOOOP_INTERVAL": "0.2", **extra}
+
+
+def journal_has(d: str, text: str) -> bool:
+    try:
+        return text in read(d, "journal.md")
+    except FileNotFoundError:
+        return False
+
+
+def log_has(d: str, sid: str, text: str) -> bool:
+    try:
+        return text in read(d, "sessions", sid, "output.log")
+    except FileNotFoundError:
+        return False
+
+
+def row(sid: str) -> dict | None:
+    return next((r for r in ls() if r["id"] == sid), None)
+
+
+def test_worker_moves_through_a_running_tree(data_dir, tmp_path):
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"), interactive=WORKER)
+    t = Tree(d, env=fast_env())
+    try:
+        r = run("tick")
+        assert r.returncode == 1 and f"looop is running for this data dir (pid {t.pid})" in r.stderr
+
+        def move(decision: dict, journaled: str) -> None:
+            fake.queue(decision)
+            force_decide(d)
+            wait_until(lambda: journal_has(d, journaled), 15, f"the journal to say {journaled!r}")
+
+        move({"action": "start_worker", "id": "w1", "prompt": "do the thing"}, "started worker w1")
+        w = wait_until(lambda: (x := row("w1")) and x["alive"] and x, 10, "w1 live in ls")
+        assert w["role"] == "worker"
+        prompt = read(d, "prompts", "w1.md")
+        assert prompt.startswith(contract()) and prompt.rstrip().endswith("do the thing")
+        wait_until(lambda: log_has(d, "w1", "SID=w1"), 10, "LOOOP_SESSION_ID inside the worker")
+
+        run("flag", "w1", "which branch?", check=True)
+        wait_until(lambda: "NEEDS YOU (1)" in t.output(), 10, "the NEEDS YOU block")
+        assert f"⚑ w1: which branch? — LOOOP_DATA_DIR={d} looop attach w1" in t.output()
+        run("unflag", "w1", check=True)
+
+        move({"action": "steer_session", "id": "w1", "input": "hello there"}, "steered w1")
+        wait_until(lambda: log_has(d, "w1", "got:hello there"), 10, "the steered line")
+
+        move({"action": "send_key", "id": "w1", "keys": ["C-d"]}, "sent C-d to w1")
+        wait_until(lambda: (x := row("w1")) and x["state"] == "exited" and x["exit_code"] == 0,
+                   10, "w1 to exit on EOF")
+
+        move({"action": "restart_session", "id": "w1"}, "restarted w1")
+        wait_until(lambda: (x := row("w1")) and x["alive"], 10, "w1 running again")
+
+        s = json.loads(run("status", "--json", check=True).stdout)
+        assert set(s) == {"pulse", "root", "last_tick", "workers", "cost_today_usd", "data_dir"}
+        assert s["pulse"]["running"] and s["root"]["pid"] == t.pid and s["data_dir"] == d
+        assert len(s["last_tick"]["hash"]) == 64
+        assert [w["id"] for w in s["workers"]] == ["w1"] and s["workers"][0]["alive"]
+        assert set(s["workers"][0]) == set(ls()[0])
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
+    assert fake.queued() == 0
+
+
+def test_failed_beats_back_off_and_success_resets(data_dir, tmp_path):
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    fake.mode("fail:3")
+    t = Tree(d, args=("--json",), env=fast_env())
+    try:
+        def cadences() -> list[dict]:
+            out = []
+            for ln in t.output().splitlines():
+                try:
+                    o = json.loads(ln)
+                except ValueError:
+                    continue
+                if o.get("event") == "cadence":
+                    out.append(o)
+            return out
+        wait_until(lambda: len(cadences()) >= 5, 20, "five beats")
+    finally:
+        t.stop(signal.SIGTERM)
+    got = [(c["interval_s"], c["mode"]) for c in cadences()[:5]]
+    assert got[:3] == [(0.4, "backoff"), (0.8, "backoff"), (1.6, "backoff")]
+    assert got[3] == (0.2, "busy") or got[3] == (0.2, "idle")  # success: back to the interval
+    assert got[4] == (0.2, "idle")
+    assert len(fake.calls()) == 4  # three failures, one success, then an unchanged world
+    for ln in t.output().splitlines():
+        if ln.strip():
+            json.loads(ln)
+
+
+def test_rules_runner_runs_reruns_and_archives(data_dir):
+    d = data_dir
+    os.makedirs(os.path.join(d, "goals"))
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump({"default": "rules"}, f)
+    with open(os.path.join(d, "goals", "hello.md"), "w") as f:
+        f.write("---\nrun: echo hi from $LOOOP_SESSION_ID; sleep 1\nevery: 2s\n"
+                "done_when: test -f done\n---\nSay hi every two seconds until `done` exists.\n")
+    t = Tree(d, env=fast_env())
+    try:
+        wait_until(lambda: log_has(d, "hello", "hi from hello"), 15, "the worker to run")
+        first = wait_until(lambda: (x := row("hello")) and x["state"] == "exited" and x, 10,
+                           "the worker to exit")
+        assert first["exit_code"] == 0
+        wait_until(lambda: (x := row("hello")) and x["started_at"] != first["started_at"] or
+                   journal_has(d, "rerun (every 2s): hello"), 15, "a rerun after every: 2s")
+        assert read(d, "prompts", "hello.md").startswith("#!/usr/bin/env bash\n# # looop worker contract")
+        open(os.path.join(d, "done"), "w").close()
+        wait_until(lambda: os.path.exists(os.path.join(d, "goals", "archive", "hello.md")), 15,
+                   "done_when to archive the goal")
+        assert not os.path.exists(os.path.join(d, "goals", "hello.md"))
+        assert journal_has(d, "goal hello done (test -f done)")
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
+
+
+def test_stopping_the_tree_mid_beat_leaves_no_runner(data_dir, tmp_path):
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    fake.mode("hang")
+    t = Tree(d, env=fast_env())
+    pids_file = os.path.join(fake.ctl, "hang.pids")
+    wait_until(lambda: os.path.exists(pids_file) and read(fake.ctl, "hang.pids").strip(), 10,
+               "the runner to hang")
+    pids = [int(p) for p in read(fake.ctl, "hang.pids").split()]
+    assert t.stop(signal.SIGTERM) == 0
+    import psutil
+    wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                               for p in pids), 5, "the runner and its child to be gone")
+    assert "Traceback" not in t.output()
