@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, Tree, run, wait_until
+from conftest import BIN, Tree, run
 
 from looop.cli.main import VERBS
 
@@ -222,12 +222,15 @@ def test_systemd_unit_quotes_odd_paths_and_follows_the_grace(tmp_path, monkeypat
 
 # -- completions -------------------------------------------------------------------
 
-def bash_complete(words: list[str], env: dict[str, str] | None = None) -> list[str]:
-    """Run the generated bash completion for a command line ('' = the word at TAB)."""
+def bash_complete(words: list[str], env: dict[str, str] | None = None, prefix: str = "") -> list[str]:
+    """Run the generated bash completion for a command line ('' = the word at TAB);
+    `prefix` is what bash keeps out of COMP_WORDS (`VAR=value ` assignments)."""
     import shlex
+    line = prefix + " ".join(words)
     words = [BIN, *words[1:]]  # the script asks this same executable for ids
     script = (f'eval "$({BIN} config bash)"; COMP_WORDS=({" ".join(shlex.quote(w) for w in words)}); '
-              f'COMP_CWORD={len(words) - 1}; _looop; printf "%s\\n" "${{COMPREPLY[@]}}"')
+              f'COMP_CWORD={len(words) - 1}; COMP_LINE={shlex.quote(line)}; _looop; '
+              f'printf "%s\\n" "${{COMPREPLY[@]}}"')
     r = subprocess.run(["bash", "--norc", "-c", script], capture_output=True, text=True,
                        timeout=20, env=env)
     assert r.returncode == 0, r.stderr
@@ -240,21 +243,29 @@ def test_bash_completion_loads():
     assert r.returncode == 0 and "complete -F _looop looop" in r.stdout, r.stderr
 
 
-def test_bash_completion_verbs_flags_and_live_ids(data_dir, tmp_path):
+def test_bash_completion_verbs_flags_and_live_ids(data_dir, tree, tmp_path):
     assert set(bash_complete(["looop", ""])) >= set(PUBLIC)
     assert bash_complete(["looop", "wait-"]) == ["wait-idle"]
     assert set(bash_complete(["looop", "ls", "--"])) >= {"--json", "--watch", "--all", "--interval"}
     assert bash_complete(["looop", "config", ""]) == ["bash", "zsh"]
-    t = Tree(data_dir)
+    t = tree
     t.start("alpha", "sleep 60")
-    t.start("beta", "exit 3")
-    wait_until(lambda: run("wait", "beta", "--timeout", "5s").returncode == 3, 10, "beta to exit")
+    run("start-session", "beta", "exit 3", "rules", check=True)
+    # workers start under `bash -lc`: a slow login profile (pyenv rehash on a busy box) takes seconds
+    assert run("wait", "beta", "--timeout", "30s", timeout=40).returncode == 3
     assert bash_complete(["looop", "send", ""]) == ["alpha"]          # live workers only
     assert bash_complete(["looop", "send", "alpha", ""]) == []         # only the first argument
     assert bash_complete(["looop", "log", "--tail", ""]) != []
     assert set(bash_complete(["looop", "log", ""])) == {"alpha", "beta", "pulse"}
     other = env_with(LOOOP_DATA_DIR=str(tmp_path / "other-profile"))
     assert bash_complete(["looop", "log", ""], env=other) == []        # honours LOOOP_DATA_DIR
+    # ... and a `LOOOP_DATA_DIR=… looop` prefix on the command line itself
+    assert bash_complete(["looop", "send", ""], env=other, prefix=f"LOOOP_DATA_DIR={data_dir} ") == ["alpha"]
+    if shutil.which("zsh"):
+        r = subprocess.run(["zsh", "-f", "-c", f'eval "$({BIN} config zsh)"; '
+                            f'BUFFER="LOOOP_DATA_DIR={data_dir} looop log "; _looop_ids {BIN} all'],
+                           capture_output=True, text=True, timeout=20, env=other)
+        assert r.stdout.split() == ["alpha", "beta", "pulse"], r.stderr
     t.stop()
 
 

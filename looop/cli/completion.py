@@ -154,6 +154,13 @@ _looop_flags() {
     *) echo '-h --help' ;;
   esac
 }
+# Ids of the profile this command line targets: a `LOOOP_DATA_DIR=… looop`
+# prefix (bash hides it from COMP_WORDS; COMP_LINE keeps it), else the env.
+_looop_ids() {
+  local dd="$LOOOP_DATA_DIR"
+  [[ " $COMP_LINE" =~ [[:space:]]LOOOP_DATA_DIR=([^[:space:]]+)[[:space:]] ]] && dd="${BASH_REMATCH[1]/#\~/$HOME}"
+  LOOOP_DATA_DIR="$dd" "$1" config --ids "$2" 2>/dev/null
+}
 _looop() {
   local cur="${COMP_WORDS[COMP_CWORD]}" i=1 cmd="${COMP_WORDS[0]}"
   COMPREPLY=()
@@ -171,8 +178,8 @@ _looop() {
   case "$verb" in
     help) (( pos == 0 )) && COMPREPLY=( $(compgen -W "@VERBS@" -- "$cur") ) ;;
     config) (( pos == 0 )) && COMPREPLY=( $(compgen -W "bash zsh" -- "$cur") ) ;;
-    @LIVE@) (( pos == 0 )) && COMPREPLY=( $(compgen -W "$("$cmd" config --ids live 2>/dev/null)" -- "$cur") ) ;;
-    @ANY@) (( pos == 0 )) && COMPREPLY=( $(compgen -W "$("$cmd" config --ids all 2>/dev/null)" -- "$cur") ) ;;
+    @LIVE@) (( pos == 0 )) && COMPREPLY=( $(compgen -W "$(_looop_ids "$cmd" live)" -- "$cur") ) ;;
+    @ANY@) (( pos == 0 )) && COMPREPLY=( $(compgen -W "$(_looop_ids "$cmd" all)" -- "$cur") ) ;;
   esac
   return 0
 }
@@ -186,6 +193,13 @@ _looop_flags() {
 @FLAGS@
     (*) print -r -- '-h --help' ;;
   esac
+}
+# Ids of the profile this command line targets: a `LOOOP_DATA_DIR=… looop`
+# prefix in $BUFFER, else the env.
+_looop_ids() {
+  local dd=$LOOOP_DATA_DIR
+  [[ " $BUFFER" =~ '[[:space:]]LOOOP_DATA_DIR=([^[:space:]]+)[[:space:]]' ]] && dd=${match[1]/#\~/$HOME}
+  LOOOP_DATA_DIR=$dd $1 config --ids $2 2>/dev/null
 }
 _looop() {
   local -a verbs
@@ -208,8 +222,8 @@ _looop() {
   case $verb in
     (help) _describe -t verbs 'looop verb' verbs ;;
     (config) compadd bash zsh ;;
-    (@LIVE@) compadd -- ${(f)"$($words[1] config --ids live 2>/dev/null)"} ;;
-    (@ANY@) compadd -- ${(f)"$($words[1] config --ids all 2>/dev/null)"} ;;
+    (@LIVE@) compadd -- ${(f)"$(_looop_ids $words[1] live)"} ;;
+    (@ANY@) compadd -- ${(f)"$(_looop_ids $words[1] all)"} ;;
   esac
 }
 compdef _looop looop
