@@ -144,3 +144,24 @@ def test_sigterm_stops_within_the_units_timeout(data_dir):
     took = time.monotonic() - began
     assert took < 1 + 2 + 1.5, f"stop took {took:.1f}s with LOOOP_SHUTDOWN_GRACE=1"
     assert took < stop_s
+
+
+# -- the pure parts ---------------------------------------------------------------
+
+@pytest.mark.parametrize("value, addr", [
+    ("/run/systemd/notify", "/run/systemd/notify"),
+    ("@looop/notify", "\0looop/notify"),
+    ("", ""), ("@", ""), ("relative/path", ""),
+])
+def test_notify_address(value, addr):
+    from looop.tree.notify import parse_address
+    assert parse_address(value) == addr
+
+
+@pytest.mark.parametrize("usec, pid, every", [
+    ("2000000", "", 1.0), ("2000000", "42", 1.0), ("2000000", "43", None),
+    ("0", "", None), ("", "", None), ("abc", "", None), ("-5", "", None),
+])
+def test_watchdog_interval(usec, pid, every):
+    from looop.tree.notify import watchdog_interval
+    assert watchdog_interval(usec, pid, 42) == every

@@ -26,11 +26,10 @@ class _Captured(Exception):
         self.parser = parser
 
 
-def verb_spec(verb: str) -> tuple[list[str], bool]:
-    """(flags, takes a session id first) for one verb, from its own parser.
-
-    Blocks only for the import of the verb's module; a verb whose module is
-    missing or that does not use argparse yields ([], False)."""
+def capture_parser(verb: str) -> Any | None:
+    """The argparse parser `looop <verb>` builds, captured before it parses
+    anything (so the verb never runs), or None if the verb's module is missing
+    or it does not use argparse. Blocks only for the import of that module."""
     import argparse
     import contextlib
     import importlib
@@ -47,14 +46,22 @@ def verb_spec(verb: str) -> tuple[list[str], bool]:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             getattr(importlib.import_module(module), func)(["--help"])
     except _Captured as c:
-        flags = sorted({s for act in c.parser._actions for s in act.option_strings})
-        pos = [act.dest for act in c.parser._actions if not act.option_strings]
-        return flags, bool(pos) and pos[0] == "id"
+        return c.parser
     except (Exception, SystemExit):  # noqa: BLE001 — a broken verb must not break completion
         pass
     finally:
         argparse.ArgumentParser.parse_known_args = saved  # type: ignore[method-assign]
-    return [], False
+    return None
+
+
+def verb_spec(verb: str) -> tuple[list[str], bool]:
+    """(flags, takes a session id first) for one verb, from its own parser."""
+    p = capture_parser(verb)
+    if p is None:
+        return [], False
+    flags = sorted({s for act in p._actions for s in act.option_strings})
+    pos = [act.dest for act in p._actions if not act.option_strings]
+    return flags, bool(pos) and pos[0] == "id"
 
 
 def table() -> list[tuple[str, str, list[str], str]]:

@@ -40,6 +40,8 @@ EXPORTED = ("LOOOP_BIN", "LOOOP_DATA_DIR", "LOOOP_CONFIG", "LOOOP_SESSION_ID",
 
 
 def verbs_text() -> str:
+    """Each public verb: its summary, then its usage line from its own parser."""
+    from looop.cli.completion import capture_parser
     from looop.cli.main import VERBS
     rows = []
     for verb, (_m, _f, summary) in VERBS.items():
@@ -47,6 +49,10 @@ def verbs_text() -> str:
             continue
         name = "[run] [--json]" if verb == "run" else verb
         rows.append(f"  looop {name:<15} {summary}")
+        p = capture_parser(verb)
+        if p is not None:
+            usage = " ".join(p.format_usage().split()[1:]).replace(" [-h]", "")
+            rows += textwrap.wrap(usage, 76, initial_indent=" " * 8, subsequent_indent=" " * 12)
     hidden = ", ".join(v for v in VERBS if v.startswith("_"))
     return "\n".join(rows) + f"\n\n  Internal (used by looop itself): {hidden}."
 
