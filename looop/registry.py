@@ -28,7 +28,11 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
     live: dict[tuple[str, str], tuple[int, Title]] = {}
     for pid, t in live_titles():
         if t.role != "root" and (everywhere or t.data_dir == d):
-            live[(t.data_dir, t.sid)] = (pid, t)
+            old = live.get((t.data_dir, t.sid))
+            # two carriers of one id: a dying child of a SIGKILLed root next
+            # to its successor; the running one is the session
+            if old is None or old[1].state != "running":
+                live[(t.data_dir, t.sid)] = (pid, t)
     out = []
     seen = set()
     for (dd, sid), (pid, t) in live.items():
@@ -58,7 +62,7 @@ def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
             "pid": st.get("pid") if alive else None, "child_pid": child_pid,
             "exit_code": st.get("exit_code"), "flagged": flagged,
             "note": st.get("note") if flagged else None,
-            "started_at": meta.get("started_at") or st.get("started_at"),
+            "started_at": st.get("started_at") or meta.get("started_at"),  # last (re)start
             "cmd": meta.get("command") or "", "data_dir": data_dir,
             "_updated": st.get("updated_at")}
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 import pytest
@@ -51,17 +51,44 @@ def tree_processes(d: str) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    d = str(tmp_path / "data")
-    monkeypatch.setenv("LOOOP_DATA_DIR", d)
-    monkeypatch.setenv("LOOOP_SHUTDOWN_GRACE", "1")
-    monkeypatch.setenv("LOOOP_INTERVAL", "3600")
-    monkeypatch.setenv("LOOOP_TMUX_SURFACE", "0")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.delenv("LOOOP_CONFIG", raising=False)
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    yield d
+def alive(pid: int) -> bool:
+    """Is `pid` a live process? A zombie is dead: it only waits for a reaper
+    (an orphan's reaper may be a slow init in a container)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float, what: str = "every pid gone") -> None:
+    wait_until(lambda: not [p for p in pids if alive(p)], timeout,
+               f"{what}: still alive {[p for p in pids if alive(p)]}")
+
+
+def use_profile(mp: pytest.MonkeyPatch, d: str) -> str:
+    """Point os.environ at the test profile `d` with fast knobs, through `mp`
+    (undone with it).
+
+    HOME is an empty dir next to d: every `bash -lc` of the tree (workers,
+    runners) then reads no user profile — hermetic and fast, and no shared
+    lock of this machine's profile (pyenv's rehash lock, held for a moment by
+    every login shell) can be left stale by a test that SIGKILLs a worker
+    mid-login, which would stall every login shell on the box for 60 s."""
+    home = os.path.join(os.path.dirname(d), "home")
+    os.makedirs(home, exist_ok=True)
+    mp.setenv("HOME", home)
+    mp.setenv("LOOOP_DATA_DIR", d)
+    mp.setenv("LOOOP_SHUTDOWN_GRACE", "1")
+    mp.setenv("LOOOP_INTERVAL", "3600")
+    mp.setenv("LOOOP_TMUX_SURFACE", "0")
+    mp.setenv("NO_COLOR", "1")
+    mp.delenv("LOOOP_CONFIG", raising=False)
+    mp.delenv("NOTIFY_SOCKET", raising=False)
+    return d
+
+
+def assert_no_leftovers(d: str) -> None:
+    """Fail if any process of the profile `d` survived (and kill it)."""
     left = tree_processes(d)
     for p in left:
         try:
@@ -69,6 +96,29 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         except psutil.Error:
             pass
     assert not left, f"processes of the tree survived the test: {[(p.pid, p.info['cmdline']) for p in left]}"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    # the test's own `monkeypatch` (one undo stack with the test's changes)
+    d = use_profile(monkeypatch, str(tmp_path / "data"))
+    yield d
+    assert_no_leftovers(d)
+
+
+@pytest.fixture(scope="module")
+def module_tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Tree"]:
+    """One tree shared by a module's tests (they must use distinct session ids)."""
+    d = str(tmp_path_factory.mktemp("mod") / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        use_profile(mp, d)
+        t = Tree(d)
+        yield t
+        if t.proc.poll() is None:
+            t.stop(signal.SIGTERM)
+        else:
+            t.out.close()
+    assert_no_leftovers(d)
 
 
 def run(*args: str, timeout: float = 30, check: bool = False, input: str | None = None,

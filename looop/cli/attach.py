@@ -38,6 +38,7 @@ def cmd_attach(argv: list[str]) -> int:
 class Session:
     def __init__(self, sock: socket.socket, early: bytes):
         self.sock, self.early = sock, early
+        self.sock.settimeout(None)  # the child always reads; a dead one gives EOF
         self.reader = control.FrameReader()
         self.tty = os.isatty(0)
         self.pending_escape = False
@@ -50,7 +51,8 @@ class Session:
         r.setblocking(False)
         w.setblocking(False)
         old_wakeup = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
-        signal.signal(signal.SIGWINCH, lambda *_: None)
+        old_winch = signal.signal(signal.SIGWINCH, lambda *_: None)
+        code: tuple[str, int] | None = None
         try:
             if saved is not None:
                 tty.setraw(0)
@@ -72,8 +74,13 @@ class Session:
                         code = self._frames(data) if data else ("detached", 0)
                     if code is not None:
                         break
+        except OSError:
+            code = ("detached", 0)  # the session's child went away under us
         finally:
             signal.set_wakeup_fd(old_wakeup)
+            signal.signal(signal.SIGWINCH, old_winch)
+            r.close()
+            w.close()
             if saved is not None:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
             self.sock.close()
@@ -114,7 +121,7 @@ class Session:
     def _frames(self, data: bytes) -> tuple[str, int] | None:
         for kind, payload in self.reader.feed(data):
             if kind == control.OUT:
-                os.write(1, payload)
+                _write_all(1, payload)
             elif kind == control.EXIT:
                 try:
                     return ("exited", int(payload))
@@ -123,3 +130,14 @@ class Session:
             elif kind == control.DETACH:
                 return ("detached", 0)
         return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """A terminal takes what it can per write; loop until all of it is out."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            import select
+            select.select([], [fd], [], 1.0)

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(getattr(importlib.import_module(module), func)(argv) or 0)
     except LooopError as e:
-        print(f"looop {verb}: {e}", file=sys.stderr)
+        # the root itself speaks as plain `looop:` (`looop: already running (pid N)`)
+        print(f"looop: {e}" if verb == "run" else f"looop {verb}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130

@@ -19,8 +19,37 @@ POLL = 0.05
 _ANSI = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[@-Z\\^_=>]")
 
 
+# an escape sequence cut at the end of a chunk
+_CUT_ESC = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*|[()])?\Z")
+
+
+_CR_NL = re.compile(rb"\r+\n")
+_CR_AT_BOL = re.compile(rb"(?:(?<=\n)|^)\r+")
+
+
 def strip_ansi(data: bytes) -> str:
-    return _ANSI.sub(b"", data).replace(b"\r\n", b"\n").decode("utf-8", "replace")
+    """Plain text of terminal output: escapes removed, CRLF → LF, and the
+    carriage returns that move nothing (already at column 0) dropped."""
+    text = _CR_NL.sub(b"\n", _ANSI.sub(b"", data))
+    return _CR_AT_BOL.sub(b"", text).decode("utf-8", "replace")
+
+
+def split_cut(data: bytes) -> tuple[bytes, bytes]:
+    """(complete, held back): hold back a trailing escape sequence or UTF-8
+    character that the next chunk will complete (followers print clean text)."""
+    m = _CUT_ESC.search(data, max(0, len(data) - 4096))
+    if m is not None:
+        return data[:m.start()], data[m.start():]
+    for back in range(1, min(4, len(data)) + 1):  # a UTF-8 lead byte short of its tail?
+        b = data[-back]
+        if b < 0x80:
+            break
+        if b >= 0xc0:
+            need = 2 if b < 0xe0 else 3 if b < 0xf0 else 4
+            if back < need:
+                return data[:-back], data[-back:]
+            break
+    return data, b""
 
 
 def target(sid: str) -> tuple[str, str]:
@@ -60,16 +89,25 @@ def cmd_watch(argv: list[str]) -> int:
     return _follow(d, sid, 0, raw=True)
 
 
-def _follow(d: str, sid: str, offset: int, raw: bool) -> int:
+def _follow(d: str, sid: str, offset: int, raw: bool, held: bytes = b"") -> int:
+    """Print new output until the session ends (checked before each read, so
+    the last bytes are never missed) or Ctrl-C."""
     out = sys.stdout.buffer
     try:
         while True:
             live = alive(d, sid)
             data, offset = sessions.read_log(d, sid, offset)
             if data:
-                out.write(data if raw else strip_ansi(data).encode())
+                if raw:
+                    out.write(data)
+                else:
+                    text, held = split_cut(held + data)
+                    out.write(strip_ansi(text).encode())
                 out.flush()
             elif not live:
+                if held:
+                    out.write(strip_ansi(held).encode())
+                    out.flush()
                 return 0
             else:
                 time.sleep(POLL)
@@ -113,6 +151,15 @@ def cmd_log(argv: list[str]) -> int:
     return 0
 
 
+def _trimmed(snap: dict[str, Any]) -> dict[str, Any]:
+    """`shot --json --trim`: the same trim as the text forms, in lines and cells."""
+    from looop.ui.screen import _trim_runs
+    lines = [ln.rstrip(" ") for ln in snap["lines"]]
+    while lines and not lines[-1]:
+        lines.pop()
+    return dict(snap, lines=lines, cells=[_trim_runs(r) for r in snap["cells"][:len(lines)]])
+
+
 def screen_of(d: str, sid: str) -> dict[str, Any]:
     """The live screen from the child, or a replay of the log (80x24)."""
     if alive(d, sid):
@@ -122,7 +169,8 @@ def screen_of(d: str, sid: str) -> dict[str, Any]:
         except LooopError:
             pass  # it ended meanwhile: replay
     from looop.ui.screen import replay, snapshot
-    return snapshot(replay(sessions.tail_bytes(d, sid, 1 << 20)))
+    # the pulse's PTY has ONLCR off: its bare LFs also return the carriage
+    return snapshot(replay(sessions.tail_bytes(d, sid, 1 << 20), lnm=sid == "pulse"))
 
 
 def cmd_shot(argv: list[str]) -> int:
@@ -139,9 +187,7 @@ def cmd_shot(argv: list[str]) -> int:
     fmt = a.format or ("ansi" if a.ansi else "json" if a.json else "plain")
     snap = screen_of(*target(a.id))
     if fmt == "json":
-        if a.trim:
-            snap = dict(snap, lines=render(snap, trim=True).split("\n"))
-        print(jsonio.dumps(snap))
+        print(jsonio.dumps(_trimmed(snap) if a.trim else snap))
     else:
         print(render(snap, ansi=fmt == "ansi", trim=a.trim))
     return 0
@@ -164,15 +210,17 @@ def cmd_expect(argv: list[str]) -> int:
     except re.error as e:
         raise UsageError(f"bad regex: {e}") from None
     deadline = time.monotonic() + duration(a.timeout)
-    start = sessions.log_end(d, sid) if a.from_now else (a.since or 0)
+    end = sessions.log_end(d, sid) if a.from_now else (a.since or 0)
+    seen = b""
     while True:
-        live = alive(d, sid)
+        live = alive(d, sid)  # before reading: a session that ended has logged everything
         if a.screen:
-            from looop.ui.screen import render
-            hay, end = render(screen_of(d, sid)), None
+            from looop.ui.screen import screen_text
+            hay, end = screen_text(screen_of(d, sid)), None
         else:
-            data, end = sessions.read_log(d, sid, start)
-            hay = data.decode("utf-8", "replace") if a.raw else strip_ansi(data)
+            data, end = sessions.read_log(d, sid, end)  # only the new bytes
+            seen += data
+            hay = seen.decode("utf-8", "replace") if a.raw else strip_ansi(seen)
         m = rx.search(hay)
         if m:
             if a.json:
@@ -198,8 +246,12 @@ def cmd_wait(argv: list[str]) -> int:
         if deadline is not None and time.monotonic() >= deadline:
             raise Timeout(f"{sid} still running after {a.timeout}")
         time.sleep(POLL)
-    code = sessions.read_status(d, sid).get("exit_code")
-    return int(code) if isinstance(code, int) else 1
+    st = sessions.read_status(d, sid)
+    code = st.get("exit_code")
+    if not isinstance(code, int):
+        raise LooopError(f"session {sid} ended without an exit code "
+                         f"(state {st.get('state') or 'unknown'} on disk: was its looop killed?)")
+    return code
 
 
 def cmd_wait_idle(argv: list[str]) -> int:

@@ -77,43 +77,77 @@ def log_path(d: str, sid: str) -> str:
     return os.path.join(paths.session_dir(d, sid), LOG)
 
 
+class _LogView:
+    """output.log(.1) opened consistently with status.json's `log_base`: the
+    inodes recorded next to it (`log_ino`, `log1_ino`) must be the files we
+    opened, else a rotation is in flight and we look again. Open fds keep
+    reading the right bytes even if a rotation happens meanwhile."""
+
+    def __init__(self, d: str, sid: str):
+        cur = log_path(d, sid)
+        for _ in range(50):
+            st = read_status(d, sid)
+            self.base = int(st.get("log_base") or 0)
+            self.f0, self.f1 = _open(cur), _open(cur + ".1")
+            if _ino(self.f0) == st.get("log_ino", _ino(self.f0)) and \
+                    (self.f1 is None or _ino(self.f1) == st.get("log1_ino", _ino(self.f1))):
+                return
+            self.close()
+            time.sleep(0.002)
+        self.f0, self.f1 = _open(cur), _open(cur + ".1")  # a child gone mid-rotation
+
+    def size0(self) -> int:
+        return os.fstat(self.f0.fileno()).st_size if self.f0 else 0
+
+    def close(self) -> None:
+        for f in (self.f0, self.f1):
+            if f is not None:
+                f.close()
+
+
+def _open(path: str) -> Any:
+    try:
+        return open(path, "rb")
+    except OSError:
+        return None
+
+
+def _ino(f: Any) -> int | None:
+    return os.fstat(f.fileno()).st_ino if f is not None else None
+
+
 def log_end(d: str, sid: str) -> int:
     """The logical offset of the end of the recorded output."""
-    base = int(read_status(d, sid).get("log_base") or 0)
+    v = _LogView(d, sid)
     try:
-        return base + os.path.getsize(log_path(d, sid))
-    except OSError:
-        return base
+        return v.base + v.size0()
+    finally:
+        v.close()
 
 
 def read_log(d: str, sid: str, since: int = 0, limit: int = -1) -> tuple[bytes, int]:
     """Bytes from logical offset `since` to the end (at most `limit`; -1 = all)
     and the logical offset just past them. Bytes rotated out of output.log.1
     are gone: reading then starts at the oldest byte still kept."""
-    base = int(read_status(d, sid).get("log_base") or 0)
-    cur = log_path(d, sid)
-    out = b""
-    pos = since
-    if pos < base:
-        try:
-            start1 = base - os.path.getsize(cur + ".1")
-            pos = max(pos, start1)
-            with open(cur + ".1", "rb") as f:
-                f.seek(pos - start1)
-                out = f.read(limit)
-            pos += len(out)
-        except OSError:
-            pass
-        if limit >= 0 and len(out) >= limit:
-            return out, pos
-        pos = max(pos, base)
+    v = _LogView(d, sid)
     try:
-        with open(cur, "rb") as f:
-            f.seek(pos - base)
-            data = f.read(-1 if limit < 0 else limit - len(out))
-    except OSError:
+        base, out, pos = v.base, b"", since
+        if pos < base and v.f1 is not None:
+            start1 = base - os.fstat(v.f1.fileno()).st_size
+            pos = max(pos, start1)
+            v.f1.seek(pos - start1)
+            out = v.f1.read(limit)
+            pos += len(out)
+            if limit >= 0 and len(out) >= limit:
+                return out, pos
+        pos = max(pos, base)
         data = b""
-    return out + data, pos + len(data)
+        if v.f0 is not None:
+            v.f0.seek(pos - base)
+            data = v.f0.read(-1 if limit < 0 else limit - len(out))
+        return out + data, pos + len(data)
+    finally:
+        v.close()
 
 
 def tail_bytes(d: str, sid: str, n: int) -> bytes:

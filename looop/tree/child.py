@@ -35,6 +35,7 @@ REPLAY = 1 << 16          # bytes replayed to a new attach
 CLIENT_MAX_BUF = 8 << 20  # a slower attached terminal is dropped past this
 DRAIN = 0.5               # after the command exits, wait this long for EIO
 FINAL = 2.0               # after SIGKILL, wait this long for the reap
+ORPHAN_GRACE = 1.0        # root gone: HUP/TERM, then SIGKILL after this (SPEC: all gone in 2 s)
 
 
 def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, ...]) -> None:
@@ -82,16 +83,22 @@ class Child:
         self.clients: dict[int, Client] = {}
         self.done = False
         self.sel = selectors.DefaultSelector()
-        meta = sessions.read_status(self.d, spec.sid)
-        self.log_base = int(meta.get("log_base") or 0) if spec.role == "pulse" else 0
+        # A restarted session (the pulse, or `restart` of a finished worker)
+        # appends to its log: offsets stay monotonic across children too.
+        # A new worker's dir was removed first, so this is 0 for it.
+        self.log_base = int(sessions.read_status(self.d, spec.sid).get("log_base") or 0)
         self.started_at = sessions.rfc3339()
+        self.pid_created: float | None = None
 
     # -- setup and teardown -------------------------------------------------
 
     def run(self) -> None:
+        s = self.spec
+        # forked from the root: drop its title before anything can list us
+        title.set_title(s.role, s.sid, self.state.value, False, self.d)
         self._setup_signals()
         ptycmd.set_subreaper_and_pdeathsig(signal.SIGTERM)
-        if os.getppid() != self.root_pid:  # the root died before prctl: close the race
+        if self._root_gone():  # the root died before prctl: close the race
             return
         self._open_log()
         self.sel.register(self.conn.fileno(), selectors.EVENT_READ, self._on_link)
@@ -116,7 +123,15 @@ class Child:
     def _open_log(self) -> None:
         path = sessions.log_path(self.d, self.spec.sid)
         self.log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        self.log_size = os.fstat(self.log_fd).st_size
+        st = os.fstat(self.log_fd)
+        self.log_size, self.log_ino = st.st_size, st.st_ino
+        try:
+            self.log1_ino: int | None = os.stat(path + ".1").st_ino
+        except OSError:
+            self.log1_ino = None
+
+    def _root_gone(self) -> bool:
+        return os.getppid() != self.root_pid
 
     def teardown(self) -> None:
         """Last resort on any exit path: nothing of ours may survive."""
@@ -142,6 +157,8 @@ class Child:
             return
         self.cmd_alive = self.pty_open = True
         self.exit_code = None
+        self.started_at = sessions.rfc3339()
+        self.pid_created = ptycmd.create_time(pid)
         self.sel.register(self.cmd.fd, selectors.EVENT_READ, self._on_pty)
         self.state = State.RUNNING  # STARTING -> RUNNING: exec succeeded
         self._publish(pid=pid)
@@ -154,28 +171,34 @@ class Child:
             if data is None:
                 return
             if not data:  # EIO: every holder of the slave is gone
-                self.sel.unregister(self.cmd.fd)
-                self.pty_open = False
+                self._stop_reading()
                 self._maybe_command_done()
                 return
             got += len(data)
             self._output(data)
 
+    def _stop_reading(self) -> None:
+        """The PTY gave EIO (or we stop draining it): no more reads."""
+        if self.pty_open and self.cmd is not None:
+            try:
+                self.sel.unregister(self.cmd.fd)
+            except (KeyError, ValueError):
+                pass
+        self.pty_open = False
+
     def _output(self, data: bytes) -> None:
         """Every byte to the log first (nothing parsed on this path)."""
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.log_fd, view):]
+        _write_all(self.log_fd, data)
         self.log_size += len(data)
         if self.spec.log_max and self.log_size >= self.spec.log_max:
             self._rotate()
         if self.spec.tee_stdout:
             try:
-                os.write(1, data)
+                _write_all(1, data)
             except OSError:
                 pass  # the terminal went away; the log still has it
         self.pending += data
-        if len(self.pending) > SCREEN_TAIL:
+        if len(self.pending) > 2 * SCREEN_TAIL:  # trim in big steps: no memmove per chunk
             del self.pending[:len(self.pending) - SCREEN_TAIL]
         if self.clients:
             f = control.frame(control.OUT, data)
@@ -197,12 +220,25 @@ class Child:
             return
         if signal.SIGCHLD in sigs:
             self._reap_all()
-        if (signal.SIGTERM in sigs or signal.SIGHUP in sigs) and self.stop_mode is None:
-            self.stop(State.KILLED)  # root died (PDEATHSIG) or someone asked us
+        if signal.SIGTERM in sigs or signal.SIGHUP in sigs:
+            if self._root_gone():
+                self._orphaned()  # PDEATHSIG: the root died, maybe by SIGKILL
+            elif self.stop_mode is None:
+                self.stop(State.KILLED)  # someone asked us directly
+
+    def _orphaned(self) -> None:
+        """The root is gone: stop now, with a short grace (nothing outlives
+        the root by more than ~2 s, whatever LOOOP_SHUTDOWN_GRACE says)."""
+        if self.stop_mode != State.KILLED:
+            self.stop(State.KILLED, grace=min(self.spec.grace, ORPHAN_GRACE))
+        elif not self.escalated and self.deadline is not None:
+            self.deadline = min(self.deadline, time.monotonic() + ORPHAN_GRACE)
 
     def _reap_all(self, wait: float = 0.0) -> None:
-        """Reap the command and any re-parented descendant (we are their
-        subreaper, and the only reaper of our children)."""
+        """Reap the command and any re-parented descendant. waitpid(-1) is
+        right here, unlike in the root: this process is a subreaper whose
+        only children are its command and orphans re-parented to it, and it
+        is their only reaper (ptyprocess never waits: `closed` is set)."""
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -222,10 +258,12 @@ class Child:
                 self._maybe_command_done()
 
     def _has_descendants(self) -> bool:
+        import psutil
         try:
-            return os.waitpid(-1, os.WNOHANG) == (0, 0)
-        except ChildProcessError:
-            return False
+            return any(p.status() != psutil.STATUS_ZOMBIE
+                       for p in psutil.Process().children(recursive=True))
+        except psutil.Error:
+            return True  # unsure: the sweep is harmless
 
     def _maybe_command_done(self) -> None:
         """The command is finished once it is reaped and the PTY is drained
@@ -235,8 +273,7 @@ class Child:
         assert self.cmd is not None
         if self.pty_open:
             self._on_pty(None, 0)  # last bytes still buffered
-            if self.pty_open:
-                self.sel.unregister(self.cmd.fd)
+            self._stop_reading()
         if self._has_descendants():
             ptycmd.sweep(signal.SIGKILL)
             self._reap_all(wait=0.2)
@@ -252,7 +289,7 @@ class Child:
         self.state = State.KILLED if self.stop_mode == State.KILLED else State.EXITED
         self.done = True
 
-    def stop(self, mode: State | str) -> None:
+    def stop(self, mode: State | str, grace: float | None = None) -> None:
         """Begin the ladder: CONT+HUP+TERM to the group now, KILL after grace."""
         self.stop_mode = mode
         if not self.cmd_alive or self.cmd is None:
@@ -261,7 +298,8 @@ class Child:
             return
         for sig in (signal.SIGCONT, signal.SIGHUP, signal.SIGTERM):
             self.cmd.signal(sig)
-        self.deadline = time.monotonic() + self.spec.grace
+        if not self.escalated:
+            self.deadline = time.monotonic() + (self.spec.grace if grace is None else grace)
 
     def _on_timers(self) -> None:
         now = time.monotonic()
@@ -270,7 +308,7 @@ class Child:
         if self.deadline is not None and now >= self.deadline:
             if not self.escalated:
                 self.escalated = True  # grace spent: SIGKILL the group and every descendant
-                if self.cmd is not None:
+                if self.cmd is not None and self.cmd_alive:
                     self.cmd.signal(signal.SIGKILL)
                 ptycmd.sweep(signal.SIGKILL)
                 self.deadline = now + FINAL
@@ -290,11 +328,12 @@ class Child:
         title.set_title(s.role, s.sid, self.state.value, self.flagged, self.d)
         st = {"id": s.sid, "role": s.role, "state": self.state.value,
               "pid": self.cmd.pid if self.cmd and self.cmd.pid else None,
-              "child_pid": os.getpid(), "exit_code": self.exit_code,
+              "pid_created": self.pid_created, "child_pid": os.getpid(), "exit_code": self.exit_code,
               "flagged": self.flagged, "note": self.note, "started_at": self.started_at,
               "cols": self.cmd.cols if self.cmd else s.cols,
               "rows": self.cmd.rows if self.cmd else s.rows,
-              "log_base": self.log_base, **extra}
+              "log_base": self.log_base, "log_ino": self.log_ino, "log1_ino": self.log1_ino,
+              **extra}
         try:
             sessions.write_status(self.d, s.sid, st)
         except OSError:
@@ -330,8 +369,7 @@ class Child:
             msg = self.conn.recv()
         except (EOFError, OSError):
             self.sel.unregister(self.conn.fileno())
-            if self.stop_mode is None:
-                self.stop(State.KILLED)  # the root is gone: tear down
+            self._orphaned()  # the root is gone: tear down
             return
         op, args = msg[0], msg[1:]
         handler = COMMANDS.get(op)
@@ -341,9 +379,9 @@ class Child:
             return
         try:
             handler(self, *args)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:
             if args:
-                self.reply(args[0], {"ok": False, "error": str(e)})
+                self.reply(args[0], {"ok": False, "error": str(e) or type(e).__name__})
 
     def _write_input(self, data: bytes, timeout: float = 5.0) -> None:
         """Type bytes into the PTY, pumping its output meanwhile so a command
@@ -368,15 +406,22 @@ class Child:
         self._write_input(data)
         self.reply(req, {"ok": True})
 
-    def _cmd_resize(self, req: int, cols: int, rows: int) -> None:
+    def _resize(self, cols: int, rows: int) -> None:
         if self.cmd is None or not self.cmd_alive:
             raise ValueError(f"session {self.spec.sid} has exited")
+        if not (0 < cols <= 1000 and 0 < rows <= 1000):
+            raise ValueError("size out of range (1..1000)")
         self._screen_now().resize(rows, cols)
-        self.cmd.resize(cols, rows)
+        self.cmd.resize(cols, rows)  # the kernel sends SIGWINCH to the foreground group
         self._publish()
+
+    def _cmd_resize(self, req: int, cols: int, rows: int) -> None:
+        self._resize(cols, rows)
         self.reply(req, {"ok": True, "cols": cols, "rows": rows})
 
     def _cmd_restart(self, req: int) -> None:
+        if self.stop_mode is not None:  # a kill or shutdown wins over a restart
+            raise ValueError(f"session {self.spec.sid} is stopping")
         self.waiters.append(req)
         self.stop("restart")
 
@@ -403,7 +448,7 @@ class Child:
         if self.screen is None:
             from looop.ui.screen import new_screen
             cols, rows = (self.cmd.cols, self.cmd.rows) if self.cmd else (self.spec.cols, self.spec.rows)
-            self.screen, self.stream = new_screen(cols, rows)
+            self.screen, self.stream = new_screen(cols, rows, lnm=not self.spec.onlcr)
         if self.pending:
             self.stream.feed(bytes(self.pending))  # fed lazily: never on the output path
             self.pending.clear()
@@ -463,9 +508,8 @@ class Child:
                     self._write_input(payload)
                 elif kind == control.RESIZE:
                     cols, rows = (int(v) for v in payload.split(b"x"))
-                    if self.cmd is not None and self.cmd_alive and 0 < cols <= 1000 and 0 < rows <= 1000:
-                        self._screen_now().resize(rows, cols)
-                        self.cmd.resize(cols, rows)
+                    if self.cmd_alive and 0 < cols <= 1000 and 0 < rows <= 1000:
+                        self._resize(cols, rows)
                 elif kind == control.DETACH:
                     self._drop_client(c)
                     return
@@ -510,6 +554,13 @@ class Child:
             except OSError:
                 pass
         c.sock.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (short writes happen on pipes/ttys)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

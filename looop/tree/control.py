@@ -6,8 +6,10 @@ Wire format — orjson/JSON lines, one request then one reply per line:
     → {"op": "send", "id": "triage", "data": "ls\\r"}
     ← {"ok": true}                       | {"ok": false, "error": "one line"}
 
-Ops: ping, start, stop-tree(no), send (data: str) , key → send, resize (cols,
-rows), restart, kill, flag (note), unflag, shot, detach, attach. `attach`
+Ops (each takes "id" unless noted): ping (no id), start (prompt, runner,
+command), input (data: str — `send` and `key` both use it), resize (cols,
+rows), restart, kill, flag (note), unflag, shot, detach, prune (no id),
+notify (status; from the pulse), attach. `attach`
 switches the connection to binary frames after its reply (see `frame`), and
 the root hands the socket itself to the worker child (SCM_RIGHTS), so attached
 bytes never pass through the root.
@@ -101,15 +103,21 @@ class Client:
         self.sock.settimeout(timeout)
         try:
             self.sock.connect(self.path)
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             self.sock.close()
             raise NotRunning("looop is not running for this data dir — start it with `looop`") from None
+        except OSError as e:
+            self.sock.close()
+            raise NotRunning(f"cannot reach looop at {self.path}: {e.strerror or e}") from None
         self.buf = b""
 
     def call(self, op: str, **args: Any) -> dict[str, Any]:
         """Send one request and wait for its reply; raises LooopError on
         {"ok": false} and NotRunning if the root goes away."""
-        self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
+        try:
+            self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
+        except OSError:
+            raise NotRunning("looop closed the connection (is it shutting down?)") from None
         reply = self.read_line()
         if not reply.get("ok"):
             raise LooopError(str(reply.get("error") or "request failed"))
@@ -121,6 +129,8 @@ class Client:
                 chunk = self.sock.recv(65536)
             except socket.timeout:
                 raise LooopError("the running looop did not answer in time") from None
+            except OSError:
+                chunk = b""
             if not chunk:
                 raise NotRunning("looop closed the connection (is it shutting down?)")
             self.buf += chunk

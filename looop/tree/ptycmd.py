@@ -24,12 +24,15 @@ _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
                   signal.SIGHUP, signal.SIGCHLD, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
 
 
-def clean_exec_state() -> None:
+def clean_exec_state(pass_fds: Sequence[int] = ()) -> None:
     """preexec: default dispositions and an empty mask, so `yes | head` behaves
-    as in a shell (Python ignores SIGPIPE; ignored signals survive exec)."""
+    as in a shell (Python ignores SIGPIPE; ignored signals survive exec).
+    ptyprocess closes every other fd; the passed ones must survive exec."""
     for sig in _RESET_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for fd in pass_fds:
+        os.set_inheritable(fd, True)
 
 
 class PtyCommand:
@@ -48,7 +51,7 @@ class PtyCommand:
         FileNotFoundError/OSError from the exec, re-raised by ptyprocess)."""
         self._proc = ptyprocess.PtyProcess.spawn(
             self.argv, cwd=self.cwd, env=self.env, dimensions=(self.rows, self.cols),
-            preexec_fn=clean_exec_state, pass_fds=self.pass_fds)
+            preexec_fn=lambda: clean_exec_state(self.pass_fds), pass_fds=self.pass_fds)
         self.pid, self.fd = self._proc.pid, self._proc.fd
         os.set_blocking(self.fd, False)
         if not self.onlcr:
@@ -122,6 +125,15 @@ def sweep(sig: int = signal.SIGKILL) -> int:
         except psutil.Error:
             pass
     return n
+
+
+def create_time(pid: int) -> float | None:
+    """The process's start time (psutil), half of its identity: (pid, created)."""
+    import psutil
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def set_subreaper_and_pdeathsig(sig: int) -> None:

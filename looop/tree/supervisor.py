@@ -97,6 +97,7 @@ class Root:
         self.sel.register(self.listener, selectors.EVENT_READ, self._on_accept)
         self._setup_signals()
         ptycmd.set_subreaper_and_pdeathsig(0)
+        self._bury_stale_sessions()
         events.emit(self.d, "root_start", pid=os.getpid())
         self._start_pulse()
         if self.notifier.watchdog_every:
@@ -122,6 +123,20 @@ class Root:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self.lock_fd = fd  # held for our lifetime; closed in every child right after fork
+
+    def _bury_stale_sessions(self) -> None:
+        """Sessions left `running` on disk by a root that died with its child
+        (SIGKILL of the whole group): nothing carries their title any more, so
+        record them as dead. We hold the lock: no other root owns them."""
+        from looop.registry import live_titles
+        live = {t.sid for _pid, t in live_titles() if t.data_dir == self.d and t.role != "root"}
+        for sid in sessions.list_ids(self.d):
+            st = sessions.read_status(self.d, sid)
+            if st.get("state") in (State.STARTING.value, State.RUNNING.value) and sid not in live:
+                try:
+                    sessions.write_status(self.d, sid, dict(st, state=State.DEAD.value))
+                except OSError:
+                    pass
 
     def _setup_signals(self) -> None:
         r, w = socket.socketpair()
@@ -172,16 +187,20 @@ class Root:
             self.next_watchdog = now + (self.notifier.watchdog_every or 1.0)
         if self.stop_deadline is not None and now >= self.stop_deadline:
             for kid in list(self.kids.values()):  # past the bound: no more asking
-                kid.proc.kill()
-                kid.proc.join(1)
-                self._on_death(kid)
+                self._kill(kid)
+
+    def _kill(self, kid: Kid) -> None:
+        """SIGKILL a child (not reaped yet, so its pid is still ours) and
+        wait, bounded, for the proof."""
+        if kid.proc.exitcode is None:
+            kid.proc.kill()
+        kid.proc.join(1)
+        self._on_death(kid)
 
     def _final_sweep(self) -> None:
         """Whatever happened above, nothing we started survives us."""
         for kid in list(self.kids.values()):
-            kid.proc.kill()
-            kid.proc.join(1)
-            self._on_death(kid)
+            self._kill(kid)
         self._reap_orphans(kill=True)
         try:
             self.listener.close()
@@ -296,12 +315,13 @@ class Root:
                 self._reply(conn, msg[2])
 
     def _on_status(self, kid: Kid, st: dict[str, Any]) -> None:
-        first = not kid.status
+        before = kid.status
         kid.status = st
-        if first and st.get("state") == State.RUNNING.value:
+        if st.get("state") == State.RUNNING.value and st.get("pid") != before.get("pid"):
+            # a new command pid: the first start, or an in-place restart
             role = kid.spec.role
             events.emit(self.d, f"{role}_started", id=kid.spec.sid, pid=st.get("pid"),
-                        child_pid=kid.proc.pid)
+                        child_pid=kid.proc.pid, restart=bool(before))
             if role == "pulse" and not self.ready_sent:
                 self.ready_sent = True
                 self.notifier.send(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=pulse running")
@@ -337,7 +357,8 @@ class Root:
         if kid.pulse_end is not None:
             self._drop(self.conns.get(kid.pulse_end.fileno()))
         code = kid.proc.exitcode
-        kid.proc.close()
+        if code is not None:
+            kid.proc.close()  # (raises while it is unreaped: an unkillable child)
         state = kid.status.get("state")
         if state not in (State.EXITED.value, State.KILLED.value):
             # the child vanished without its final word (SIGKILL, crash)
@@ -453,6 +474,8 @@ class Root:
                 self._reply(conn, {"ok": False, "error": str(e)})
             except (TypeError, KeyError, ValueError) as e:
                 self._reply(conn, {"ok": False, "error": f"bad request: {e!r}"})
+            except OSError as e:  # e.g. a session dir we cannot write: the tree keeps running
+                self._reply(conn, {"ok": False, "error": f"{req['op']} failed: {e}"})
 
     def _reply(self, conn: Conn, payload: dict[str, Any]) -> None:
         if conn.sock.fileno() < 0:
@@ -475,8 +498,8 @@ class Root:
             pass
         conn.sock.close()
 
-    def _live(self, req: dict[str, Any]) -> Kid:
-        sid = paths.check_id(req.get("id", ""), "session")
+    def _live(self, req: dict[str, Any], allow_pulse: bool = False) -> Kid:
+        sid = paths.check_id(req.get("id", ""), "session", allow_pulse=allow_pulse)
         kid = self.kids.get(sid)
         if kid is None:
             if sessions.exists(self.d, sid):
@@ -486,7 +509,7 @@ class Root:
         return kid
 
     def _forward(self, conn: Conn, req: dict[str, Any], op: str, *args: Any) -> tuple[Kid, int]:
-        kid = self._live(req)
+        kid = self._live(req, allow_pulse=op in READ_ONLY_OPS)
         rid = next(self.req_ids)
         self.pending[rid] = (conn, kid.spec.sid)
         self._send(kid, (op, rid, *args))
@@ -536,13 +559,26 @@ class Root:
         self._restart_finished(conn, sid, meta)
 
     def _restart_finished(self, conn: Conn, sid: str, meta: dict[str, Any]) -> None:
-        """A finished worker restarts as a new child over the same command."""
+        """A finished worker restarts as a new child over the same command,
+        appending to the same log (log_base carries over)."""
+        if self.stopping:
+            raise LooopError("looop is shutting down")
+        sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
         env = self._base_env()
         env["LOOOP_SESSION_ID"] = sid
         spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=meta.get("cwd") or self.d,
                          argv=("bash", "-lc", meta["command"]), env=tuple(env.items()),
                          grace=self.grace, log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
         self._fork(spec).start_waiters.append(conn)
+
+    def op_prune(self, conn: Conn, req: dict[str, Any]) -> None:
+        """Remove every finished worker's dir. Done by the root when it runs,
+        so a session still starting (no title yet) is never pruned."""
+        gone = [sid for sid in sessions.list_ids(self.d)
+                if sid not in self.kids and sid != paths.RESERVED]
+        for sid in gone:
+            sessions.remove(self.d, sid)
+        self._reply(conn, {"ok": True, "pruned": gone})
 
     def op_attach(self, conn: Conn, req: dict[str, Any]) -> None:
         """Hand the client's socket to the child: attached bytes bypass the root."""
@@ -551,6 +587,9 @@ class Root:
         self._send(kid, ("attach", next(self.req_ids)))
         reduction.send_handle(kid.conn, conn.sock.fileno(), kid.proc.pid)
         self._drop(conn)
+
+
+READ_ONLY_OPS = ("shot",)  # may target the pulse too
 
 
 def _simple(op: str) -> Callable[[Root, Conn, dict[str, Any]], None]:
@@ -569,6 +608,7 @@ OPS: dict[str, Callable[[Root, Conn, dict[str, Any]], None]] = {
     "flag": Root.op_flag,
     "restart": Root.op_restart,
     "attach": Root.op_attach,
+    "prune": Root.op_prune,
     **{op: _simple(op) for op in ("kill", "unflag", "shot", "detach")},
 }
 

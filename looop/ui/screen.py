@@ -13,14 +13,18 @@ _SGR_FG = {"black": 30, "red": 31, "green": 32, "brown": 33, "yellow": 33, "blue
            "magenta": 35, "cyan": 36, "white": 37}
 
 
-def new_screen(cols: int, rows: int) -> tuple[Any, Any]:
+def new_screen(cols: int, rows: int, lnm: bool = False) -> tuple[Any, Any]:
+    """A pyte screen and its byte stream. `lnm`: a bare LF also returns the
+    carriage (the pulse's PTY has ONLCR off, so its lines end in LF only)."""
     import pyte
     screen = pyte.Screen(cols, rows)
+    if lnm:
+        screen.set_mode(pyte.modes.LNM)
     return screen, pyte.ByteStream(screen)
 
 
-def replay(data: bytes, cols: int = 80, rows: int = 24) -> Any:
-    screen, stream = new_screen(cols, rows)
+def replay(data: bytes, cols: int = 80, rows: int = 24, lnm: bool = False) -> Any:
+    screen, stream = new_screen(cols, rows, lnm)
     stream.feed(data)
     return screen
 
@@ -63,22 +67,52 @@ def _color(value: str, base: int) -> str | None:
     return None
 
 
+def _visible(run: dict[str, Any]) -> bool:
+    """Does a run of spaces still show something (a background, reverse video)?"""
+    return run["bg"] != "default" or bool(run["reverse"])
+
+
+def _trim_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop trailing spaces that show nothing, keeping colored ones."""
+    out = [dict(r) for r in runs]
+    while out:
+        last = out[-1]
+        if _visible(last):
+            break
+        text = last["text"].rstrip(" ")
+        if text:
+            last["text"] = text
+            break
+        out.pop()
+    return out
+
+
+def _sgr(run: dict[str, Any]) -> str:
+    codes = [c for c in (_color(run["fg"], 0), _color(run["bg"], 10)) if c]
+    codes += [str(n) for a, n in zip(_ATTRS, (1, 3, 4, 7)) if run[a]]
+    return f"\x1b[{';'.join(codes)}m{run['text']}\x1b[0m" if codes else run["text"]
+
+
+def screen_text(snap: dict[str, Any]) -> str:
+    """What a person reads on the screen, for `expect --screen`: trailing
+    blanks dropped, except on the cursor's row up to the cursor (so `>>> $`
+    matches a prompt waiting for input)."""
+    lines = [ln.rstrip(" ") for ln in snap["lines"]]
+    x, y = snap["cursor"]["x"], snap["cursor"]["y"]
+    if 0 <= y < len(lines):
+        lines[y] = snap["lines"][y][:max(x, len(lines[y]))]
+    return "\n".join(lines).rstrip("\n")
+
+
 def render(snap: dict[str, Any], ansi: bool = False, trim: bool = False) -> str:
     """Plain text (or with SGR colors) of a snapshot; `trim` drops trailing
-    spaces and trailing blank lines."""
+    spaces (colored ones stay in ANSI mode) and trailing blank lines."""
     if not ansi:
-        rows = list(snap["lines"])
+        rows = [r.rstrip(" ") for r in snap["lines"]] if trim else list(snap["lines"])
     else:
-        rows = []
-        for runs in snap["cells"]:
-            parts = []
-            for r in runs:
-                codes = [c for c in (_color(r["fg"], 0), _color(r["bg"], 10)) if c]
-                codes += [str(n) for a, n in zip(_ATTRS, (1, 3, 4, 7)) if r[a]]
-                parts.append(f"\x1b[{';'.join(codes)}m{r['text']}\x1b[0m" if codes else r["text"])
-            rows.append("".join(parts))
+        rows = ["".join(_sgr(r) for r in (_trim_runs(runs) if trim else runs))
+                for runs in snap["cells"]]
     if trim:
-        rows = [r.rstrip(" ") if not ansi else r for r in rows]
-        while rows and not rows[-1].strip():
+        while rows and not rows[-1].strip(" "):
             rows.pop()
     return "\n".join(rows)

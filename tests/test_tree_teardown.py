@@ -1,0 +1,115 @@
+"""Nothing outlives the root: SIGKILL of the root, stubborn workers, setsid'd
+grandchildren, and the stop ladder of one worker (SPEC §1, §12)."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+
+import psutil
+import pytest
+
+from conftest import Tree, alive, ls, run, wait_gone, wait_until
+
+from looop.store import sessions
+
+STUBBORN = "trap '' HUP TERM; echo stubborn up; while :; do sleep 0.1; done"
+ESCAPEE = "setsid sleep 301 & echo escapee=$!; wait"
+
+
+def escapee_pid(sid: str) -> int:
+    r = run("expect", sid, r"escapee=(\d+)", "--json", "--timeout", "10s", check=True)
+    import json
+    return int(json.loads(r.stdout)["groups"][0])
+
+
+def three_workers(t: Tree) -> tuple[list[int], int]:
+    """plain, stubborn, escapee; returns (every pid of the tree, the escapee)."""
+    t.start("plain", "sleep 300")
+    t.start("stubborn", STUBBORN)
+    t.start("escapee", ESCAPEE)
+    run("expect", "stubborn", "stubborn up", "--timeout", "10s", check=True)
+    esc = escapee_pid("escapee")
+    worker = next(r for r in ls() if r["id"] == "escapee")
+    # it really left the worker's session (setsid), and is still ours
+    assert os.getsid(esc) != os.getsid(worker["pid"])
+    everything = t.pids()
+    assert esc in everything
+    assert {r["pid"] for r in ls() if r["role"] == "worker"} <= set(everything)
+    return everything, esc
+
+
+def test_sigkill_root_no_survivors_within_2s(data_dir):
+    # the default grace (5 s) would be too long: an orphaned child must not use it
+    t = Tree(data_dir, env=dict(os.environ, LOOOP_SHUTDOWN_GRACE="5"))
+    everything, esc = three_workers(t)
+    os.kill(t.pid, signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_gone(everything, 2.0, "the tree after SIGKILL of the root")
+    assert time.monotonic() - t0 <= 2.0
+    assert not alive(esc)
+    t.stop()
+    for sid in ("plain", "stubborn", "escapee"):
+        st = wait_until(lambda: sessions.read_status(data_dir, sid).get("state") == "killed"
+                        and sessions.read_status(data_dir, sid), 3, f"{sid} recorded killed")
+        assert st["exit_code"] is not None
+    assert sessions.read_status(data_dir, "stubborn")["exit_code"] == 137  # it took SIGKILL
+
+
+def test_sigterm_root_with_stubborn_workers_is_bounded(data_dir):
+    t = Tree(data_dir)  # grace 1 s
+    everything, esc = three_workers(t)
+    t0 = time.monotonic()
+    code = t.stop(signal.SIGTERM, timeout=1 + 2 + 2)
+    took = time.monotonic() - t0
+    assert code == 0
+    assert took < 1 + 2 + 0.5, f"shutdown took {took:.2f}s"
+    wait_gone(everything, 1.0)
+    out = t.output()
+    assert "stopped 3 workers (escapee, plain, stubborn)" in out
+    assert "pulse stopped" in out
+    rows = {r["id"]: r for r in ls()}
+    assert rows["stubborn"]["state"] == "killed" and rows["stubborn"]["exit_code"] == 137
+    assert rows["plain"]["state"] == "killed"
+    assert rows["pulse"]["alive"] is False
+
+
+def test_stubborn_worker_is_sigkilled_after_the_grace(tree):
+    tree.start("stubborn", STUBBORN)
+    run("expect", "stubborn", "stubborn up", "--timeout", "10s", check=True)
+    row = next(r for r in ls() if r["id"] == "stubborn")
+    group = [p.pid for p in psutil.Process(row["pid"]).children(recursive=True)] + [row["pid"]]
+    t0 = time.monotonic()
+    r = run("kill", "stubborn", check=True, timeout=10)
+    took = time.monotonic() - t0
+    assert r.stdout.strip() == "stubborn killed"
+    assert 1.0 <= took < 1.0 + 2.0, f"kill took {took:.2f}s with a 1 s grace"
+    wait_gone(group + [row["child_pid"]], 2.0)
+    st = sessions.read_status(tree.d, "stubborn")
+    assert (st["state"], st["exit_code"]) == ("killed", 137)
+    assert run("wait", "stubborn", "--timeout", "5s").returncode == 137
+    assert tree.proc.poll() is None  # the tree keeps running
+
+
+def test_cooperative_worker_stops_at_once(tree):
+    tree.start("polite", "sleep 300")
+    t0 = time.monotonic()
+    run("kill", "polite", check=True, timeout=10)
+    assert time.monotonic() - t0 < 1.0  # SIGHUP did it: no grace spent
+    st = sessions.read_status(tree.d, "polite")
+    assert st["state"] == "killed" and st["exit_code"] == 129
+
+
+def test_events_record_worker_lifecycle(tree):
+    run("start-session", "brief", "exit 4", "--command", "bash {{prompt_file}}", check=True)
+    assert run("wait", "brief", "--timeout", "10s").returncode == 4
+    import json
+    with open(os.path.join(tree.d, "events.jsonl")) as f:
+        evs = [json.loads(ln) for ln in f]
+    started = [e for e in evs if e["event"] == "worker_started" and e["id"] == "brief"]
+    exited = [e for e in evs if e["event"] == "worker_exited" and e["id"] == "brief"]
+    assert len(started) == 1 and started[0]["pid"] and started[0]["child_pid"]
+    assert exited and (exited[0]["state"], exited[0]["exit_code"]) == ("exited", 4)
+    assert any(e["event"] == "pulse_started" for e in evs)
+    assert re.match(r"\d{4}-\d\d-\d\dT", started[0]["ts"])
