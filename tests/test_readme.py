@@ -160,6 +160,15 @@ def test_readme_block(home, block):
     home.stop()
 
 
+def test_json_examples_are_valid_configs():
+    from looop.store import config
+    examples = [b for b in blocks() if b.lang == "json"]
+    assert examples
+    for b in examples:
+        cfg = config.parse(b.code, f"README.md:{b.line}")
+        assert config.runner({**cfg, "runners": {**config.PRESETS, **cfg["runners"]}}, None)
+
+
 def _inline_looop_spans() -> list[str]:
     text = re.sub(r"<!--.*?-->", "", README.read_text(encoding="utf-8"), flags=re.S)
     text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
