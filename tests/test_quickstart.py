@@ -78,7 +78,8 @@ def test_quick_start_in_a_clean_home_inside_tmux(tmp_path):
         for goal in ("setup.md", "playbook-daily.md"):
             wait_until(lambda g=goal: f"seeded {d}/goals/{g}" in pane(), 5, f"goal {goal} to be seeded")
             assert os.path.isfile(os.path.join(d, "goals", goal))
-        wait_until(lambda: "✓ noop" in pane() or "✓ " in pane(), 15, "the first beat's decision")
+        wait_until(lambda: "deciding with rules" in pane(), 15, "the first beat to ask the rules runner")
+        wait_until(lambda: "✓ noop" in pane(), 15, "its decision (no goal has `run:`)")
         rows = json.loads(subprocess.run([BIN, "ls", "--json"], capture_output=True, text=True,
                                          env=env, timeout=20, check=True).stdout)
         assert rows and rows[0]["id"] == "pulse" and rows[0]["alive"]

@@ -57,17 +57,16 @@ def test_ready_watchdog_status_stopping(data_dir, tmp_path):
     path = str(tmp_path / "notify.sock")
     sd = FakeSystemd(path)
     try:
-        t = Tree(data_dir, env=env_with(NOTIFY_SOCKET=path, WATCHDOG_USEC="300000"))
+        t = Tree(data_dir, env=env_with(NOTIFY_SOCKET=path, WATCHDOG_USEC="400000"))
         ready = sd.wait_for(lambda m: "READY=1" in m.split("\n"), 5, "READY=1")
         assert f"MAINPID={t.pid}" in ready.split("\n")
-        # the watchdog: at least 3 pings, about 0.15 s apart (half of 0.3 s)
-        start = len([m for _, m in sd.msgs if m == "WATCHDOG=1"])
-        for i in range(3):
-            sd.wait_for(lambda m, n=start + i + 1: sum(x == "WATCHDOG=1" for _, x in sd.msgs) >= n,
-                        2, f"WATCHDOG=1 #{start + i + 1}")
-        stamps = [ts for ts, m in sd.msgs if m == "WATCHDOG=1"]
-        gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-        assert gaps and max(gaps[-2:]) < 0.3 * 1.5, f"watchdog too slow: {gaps}"
+        # the watchdog: pings keep coming, about 0.2 s apart (half of 0.4 s)
+        n0 = sum(m == "WATCHDOG=1" for _, m in sd.msgs)
+        sd.wait_for(lambda m: sum(x == "WATCHDOG=1" for _, x in sd.msgs) >= n0 + 5, 5, "5 more WATCHDOG=1")
+        stamps = [ts for ts, m in sd.msgs if m == "WATCHDOG=1"][-5:]
+        gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+        median = (gaps[1] + gaps[2]) / 2
+        assert 0.15 < median < 0.4, f"watchdog every {median:.3f}s, want ~0.2s: {gaps}"
         # STATUS: whatever the pulse reports arrives as STATUS=<text>; the
         # relay is the root's, so drive it through the same `notify` op
         from looop.tree import control
