@@ -222,3 +222,47 @@ def test_json_lines_only(data_dir, tmp_path):
         assert {"ts", "level", "event", "msg"} <= set(o)
     r = tick("--json")
     assert [json.loads(ln)["event"] for ln in r.stdout.splitlines()] == ["sense", "tick.skip"]
+
+
+def test_claims_reaped_budget_breaker_runs_pruned(data_dir, fake):
+    d = data_dir
+    os.makedirs(os.path.join(d, "claims"))
+    for name, body in (("stale", '{"session": "gone", "what": "PR 7"}'), ("bad", "{not json")):
+        with open(os.path.join(d, "claims", name + ".json"), "w") as f:
+            f.write(body)
+    for _ in range(3):
+        force_decide(d)
+        assert tick(env={"LOOOP_RUNS_KEEP": "2"}).returncode == 0
+    assert len(os.listdir(os.path.join(d, "runs"))) == 2
+    assert sorted(os.listdir(os.path.join(d, "claims"))) == ["bad.json"]
+    assert "- bad: (unreadable claim file)" in fake.prompt()
+    events = [json.loads(ln) for ln in open(os.path.join(d, "events.jsonl"))]
+    assert any(e["event"] == "claim_reaped" and e["claim"] == "stale" for e in events)
+    # spend breaker: today's ledger at the cap → no decide step
+    with open(os.path.join(d, "looop.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump({**cfg, "max_daily_usd": 0.5}, f)
+    assert run("_cost", "tick", "r1", "fake", "0.5").returncode == 0
+    force_decide(d)
+    n = len(fake.calls())
+    r = tick()
+    assert "budget reached ($0.5 of $0.5 today)" in r.stdout and len(fake.calls()) == n
+
+
+def test_prompt_file_substitution_and_clean_signals(data_dir, tmp_path):
+    from fakes import FAKE
+    import sys
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    with open(os.path.join(d, "looop.json")) as f:
+        cfg = json.load(f)
+    cfg["runners"]["fake"]["tick"] = f"cp {{{{prompt_file}}}} {fake.ctl}/via-file.md; {sys.executable} {FAKE} {fake.ctl}"
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump(cfg, f)
+    # what a command started by a sensor inherits: no signal ignored (SIGPIPE, SIGINT…)
+    sensor(d, "sig", "grep SigIgn /proc/self/status > reports/sigign; echo '{}'")
+    assert tick().returncode == 0
+    assert "=== RECENT JOURNAL ===" in read(fake.ctl, "via-file.md")
+    assert fake.prompt() == ""  # nothing on stdin when {{prompt_file}} is used
+    assert read(d, "reports", "sigign").split() == ["SigIgn:", "0000000000000000"]

@@ -8,7 +8,7 @@ import os
 import signal
 
 from conftest import Tree, ls, run, wait_until
-from fakes import isolated_home, force_decide, read, setup_fake
+from fakes import isolated_home, force_decide, read, sensor, setup_fake
 
 from looop.store.prompts import contract
 
@@ -90,6 +90,7 @@ def test_failed_beats_back_off_and_success_resets(data_dir, tmp_path):
     d = data_dir
     fake = setup_fake(d, str(tmp_path / "ctl"))
     fake.mode("fail:3")
+    sensor(d, "sig", "grep SigIgn /proc/self/status > reports/sigign; echo '{}'")
     t = Tree(d, args=("--json",), env=fast_env())
     try:
         def cadences() -> list[dict]:
@@ -110,6 +111,8 @@ def test_failed_beats_back_off_and_success_resets(data_dir, tmp_path):
     assert got[3] == (0.2, "busy") or got[3] == (0.2, "idle")  # success: back to the interval
     assert got[4] == (0.2, "idle")
     assert len(fake.calls()) == 4  # three failures, one success, then an unchanged world
+    # the pulse shrugs off SIGINT, but what it starts gets every signal back
+    assert read(d, "reports", "sigign").split() == ["SigIgn:", "0000000000000000"]
     for ln in t.output().splitlines():
         if ln.strip():
             json.loads(ln)

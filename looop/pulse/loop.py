@@ -13,7 +13,8 @@ restarted pulse keeps backing off.
 Signals: SIGTERM/SIGHUP (sent by the pulse's child on shutdown) raise
 `Shutdown` out of whatever the beat is blocked in; every blocking call below
 unwinds through a `finally` that kills its command's process group, which is
-the quickest clean stop. SIGINT is ignored: the root handles Ctrl-C once.
+the quickest clean stop. SIGINT is shrugged off (a no-op handler, not
+SIG_IGN, so commands started from here get it back): the root handles Ctrl-C.
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def cmd_pulse(argv: list[str]) -> int:
     from looop.store import events, paths
     from looop.ui.out import Printer, json_mode
     out = Printer(json=json_mode("--json" in argv))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    runner.ignore_sigint()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     runner.become_subreaper()
