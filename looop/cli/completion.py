@@ -7,7 +7,8 @@ verb parses its arguments first — SPEC §7 "every verb: --help"). The script
 is static except for session ids, which it asks for on TAB with
 `looop config --ids live|all`: a raw /proc scan of process titles (about one
 interpreter start, no psutil) plus the profile's `sessions/` directory, for
-the profile in the shell's environment (`LOOOP_DATA_DIR`).
+the profile in the shell's environment (`LOOOP_DATA_DIR`; zsh also honours a
+`LOOOP_DATA_DIR=… looop` prefix typed on the line, bash cannot see one).
 """
 from __future__ import annotations
 
@@ -161,12 +162,10 @@ _looop_flags() {
     *) echo '-h --help' ;;
   esac
 }
-# Ids of the profile this command line targets: a `LOOOP_DATA_DIR=… looop`
-# prefix (bash hides it from COMP_WORDS; COMP_LINE keeps it), else the env.
+# Ids of the profile in $LOOOP_DATA_DIR. (bash strips a `VAR=… looop` prefix
+# from COMP_WORDS and COMP_LINE alike, so only an exported value can count.)
 _looop_ids() {
-  local dd="$LOOOP_DATA_DIR"
-  [[ " $COMP_LINE" =~ [[:space:]]LOOOP_DATA_DIR=([^[:space:]]+)[[:space:]] ]] && dd="${BASH_REMATCH[1]/#\~/$HOME}"
-  LOOOP_DATA_DIR="$dd" "$1" config --ids "$2" 2>/dev/null
+  "$1" config --ids "$2" 2>/dev/null
 }
 _looop() {
   local cur="${COMP_WORDS[COMP_CWORD]}" i=1 cmd="${COMP_WORDS[0]}"
