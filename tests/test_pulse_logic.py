@@ -205,6 +205,28 @@ def test_rules_restart_nonzero_exits_with_growing_backoff_reset_by_success():
     assert rules.backoff(30) == rules.BACKOFF_CAP
 
 
+def test_rules_one_shot_stays_done_after_its_session_is_reaped():
+    g = Goal("once", "", {"run": "x"})
+    ok = {"alive": False, "state": "exited", "exit_code": 0}
+    d, state = _rules([g], {"once": ok})
+    assert d["action"] == "noop" and state["once"]["done"]
+    assert _rules([g], {}, state)[0]["action"] == "noop"
+    assert _rules([Goal("once", "", {"run": "x", "every": "1h"})], {}, state)[0]["action"] == "start_worker"
+
+
+def test_housekeeping_reaps_only_old_finished_workers(tmp_path):
+    from looop.pulse.housekeeping import reap_sessions
+    d = str(tmp_path)
+    for sid in ("old", "new", "live"):
+        os.makedirs(os.path.join(d, "sessions", sid))
+    rows = [{"id": "old", "role": "worker", "alive": False, "_updated": "2020-01-01T00:00:00Z"},
+            {"id": "new", "role": "worker", "alive": False, "_updated": "2099-01-01T00:00:00Z"},
+            {"id": "live", "role": "worker", "alive": True, "_updated": "2020-01-01T00:00:00Z"},
+            {"id": "pulse", "role": "pulse", "alive": False, "_updated": "2020-01-01T00:00:00Z"}]
+    assert reap_sessions(d, rows, ttl=3600) == ["old"]
+    assert sorted(os.listdir(os.path.join(d, "sessions"))) == ["live", "new"]
+
+
 def test_rules_done_when_archives_and_first_goal_wins_deterministically():
     a = Goal("a", "", {"run": "x", "done_when": "test -f done"})
     b = Goal("b", "", {"run": "y"})
@@ -273,3 +295,14 @@ def test_seeds_once_and_never_overwrite(tmp_path):
     assert "setup" in open(os.path.join(d, "PLAYBOOK.md")).read()
     os.unlink(os.path.join(d, "PLAYBOOK.md"))
     assert seed(d) == []
+
+
+def test_intervals_env_over_config(monkeypatch):
+    from looop.pulse.loop import intervals
+    for var in ("LOOOP_INTERVAL", "LOOOP_BUSY_INTERVAL", "LOOOP_ACTIVE_INTERVAL"):
+        monkeypatch.delenv(var, raising=False)
+    assert intervals({}) == {"idle": 60.0, "busy": 60.0, "active": 60.0}
+    assert intervals({"interval": 30, "busy_interval": 5}) == {"idle": 30.0, "busy": 5.0, "active": 30.0}
+    monkeypatch.setenv("LOOOP_INTERVAL", "7")
+    monkeypatch.setenv("LOOOP_ACTIVE_INTERVAL", "2")
+    assert intervals({"interval": 30, "busy_interval": "junk"}) == {"idle": 7.0, "busy": 7.0, "active": 2.0}

@@ -33,8 +33,11 @@ class Beat:
     dry_run: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
-    def knob(self, key: str, env: str, default: float) -> float:
-        return config.number(self.cfg, key, env, default)
+    def knob(self, key: str) -> float:
+        """A numeric setting from config.KNOBS (env over looop.json)."""
+        v = config.knob(self.cfg, key)
+        assert v is not None, key
+        return v
 
 
 @dataclass
@@ -66,49 +69,77 @@ def read_text(path: str) -> str:
         return ""
 
 
+@dataclass
+class World:
+    """What this beat saw: the inputs of the hash and of the prompt."""
+    rows: list[dict[str, Any]]
+    playbook: str
+    goals: list[goals_mod.Goal]
+    readings: list[tuple[str, bytes]]
+    hash: str = ""
+
+    @property
+    def workers(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("role") == "worker"]
+
+    def prompt(self, d: str) -> str:
+        return prompt.build(self.playbook, [(f"{g.id}.md", g.text) for g in self.goals],
+                            self.readings, self.workers, _claim_lines(d), journal.tail(d, 20))
+
+
 def run_beat(b: Beat) -> Outcome:
     """Blocks for the beat (sensors + runner deadlines). Never raises a
     LooopError: failures become an Outcome."""
+    events.emit(b.d, "tick_start")
+    w = observe(b)
+    if b.dry_run:
+        return _dry_run(b, w)
+    alive = any(r.get("alive") for r in w.workers)
+    if read_text(os.path.join(b.d, HASH_FILE)).strip() == w.hash:
+        b.out.line("info", "tick.skip", "world unchanged — no AI call", dim=True, hash=w.hash[:12])
+        events.emit(b.d, "world_unchanged", hash=w.hash)
+        return Outcome("skip", "world unchanged", workers_alive=alive)
+    over = _over_budget(b)
+    if over:
+        return Outcome("budget", over, workers_alive=alive)
+    o = _decide_and_act(b, w.prompt(b.d), w.hash)
+    o.workers_alive = alive or o.acted
+    surface.surface(b.d, w.rows, b.out, child_env(b))
+    return o
+
+
+def observe(b: Beat) -> World:
+    """Housekeeping, sense, and the world hash (steps 1–3)."""
     from looop import registry
-    d = b.d
-    t0 = time.monotonic()
-    events.emit(d, "tick_start")
+    d, t0 = b.d, time.monotonic()
     rows = registry.rows(d)
     if not b.dry_run:
-        rows = housekeep(d, rows, b.knob("session_ttl", "LOOOP_SESSION_TTL", 3 * 86400), b.out)
-    workers = [r for r in rows if r.get("role") == "worker"]
-    alive = any(r.get("alive") for r in workers)
-    readings = sense.sense(d, child_env(b), b.knob("sensor_timeout", "LOOOP_SENSOR_TIMEOUT", 60),
-                           int(b.knob("sensor_max_bytes", "LOOOP_SENSOR_MAX_BYTES", 8192)))
+        rows = housekeep(d, rows, b.knob("session_ttl"), b.out)
+    readings = sense.sense(d, child_env(b), b.knob("sensor_timeout"),
+                           int(b.knob("sensor_max_bytes")))
     secs = time.monotonic() - t0
     failed = [r.name for r in readings if not r.ok]
     b.out.line("warn" if failed else "info", "sense", sense.summary(readings, secs),
                dim=not failed, sensors=len(readings), failed=failed, secs=round(secs, 3))
     events.emit(d, "sense_done", sensors=len(readings), failed=failed)
-    playbook = read_text(os.path.join(d, "PLAYBOOK.md"))
-    goal_list = goals_mod.read_goals(d)
-    pairs = [(r.name, r.data) for r in readings]
-    h = worldhash.world_hash(playbook.encode(), [(g.id, g.text.encode()) for g in goal_list], pairs,
-                             workers, worldhash.time_buckets(goal_list, time.time()))
-    if b.dry_run:
-        return _dry_run(b, h, playbook, goal_list, pairs, workers)
-    if read_text(os.path.join(d, HASH_FILE)).strip() == h:
-        b.out.line("info", "tick.skip", "world unchanged — no AI call", dim=True, hash=h[:12])
-        events.emit(d, "world_unchanged", hash=h)
-        return Outcome("skip", "world unchanged", workers_alive=alive)
+    w = World(rows, read_text(os.path.join(d, "PLAYBOOK.md")), goals_mod.read_goals(d),
+              [(r.name, r.data) for r in readings])
+    w.hash = worldhash.world_hash(w.playbook.encode(), [(g.id, g.text.encode()) for g in w.goals],
+                                  w.readings, w.workers, worldhash.time_buckets(w.goals, time.time()))
+    return w
+
+
+def _over_budget(b: Beat) -> str | None:
+    """The spend breaker: a message once today's ledger reaches max_daily_usd."""
     limit = b.cfg.get("max_daily_usd")
-    if isinstance(limit, (int, float)) and limit > 0:
-        spent = cost.total(d, day=cost.today())
-        if spent >= limit:
-            msg = f"budget reached ({cost.fmt_usd(spent)} of {cost.fmt_usd(limit)} today) — no AI call until tomorrow"
-            b.out.line("warn", "budget", msg, spent_usd=spent, limit_usd=limit)
-            return Outcome("budget", msg, workers_alive=alive)
-    text = prompt.build(playbook, [(f"{g.id}.md", g.text) for g in goal_list], pairs, workers,
-                        _claim_lines(d), journal.tail(d, 20))
-    o = _decide_and_act(b, text, h)
-    o.workers_alive = alive or o.acted
-    surface.surface(d, rows, b.out, child_env(b))
-    return o
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+        return None
+    spent = cost.total(b.d, day=cost.today())
+    if spent < limit:
+        return None
+    msg = f"budget reached ({cost.fmt_usd(spent)} of {cost.fmt_usd(limit)} today) — no AI call until tomorrow"
+    b.out.line("warn", "budget", msg, spent_usd=spent, limit_usd=limit)
+    return msg
 
 
 def _claim_lines(d: str) -> list[tuple[str, str]]:
@@ -116,15 +147,14 @@ def _claim_lines(d: str) -> list[tuple[str, str]]:
             for name, obj, raw in claims.read_all(d)]
 
 
-def _dry_run(b: Beat, h: str, playbook: str, goal_list: list, pairs: list, workers: list) -> Outcome:
-    text = prompt.build(playbook, [(f"{g.id}.md", g.text) for g in goal_list], pairs, workers,
-                        _claim_lines(b.d), journal.tail(b.d, 20))
+def _dry_run(b: Beat, w: World) -> Outcome:
+    text = w.prompt(b.d)
     if b.out.json:
-        b.out.line("info", "tick.dry_run", "dry run: prompt built, no runner called", hash=h, prompt=text)
+        b.out.line("info", "tick.dry_run", "dry run: prompt built, no runner called", hash=w.hash, prompt=text)
     else:
         b.out.stream.write(text + ("" if text.endswith("\n") else "\n"))
-        b.out.line("info", "tick.dry_run", f"world hash {h} — dry run, no runner called", hash=h)
-    return Outcome("dry_run", "dry run", run_id=None)
+        b.out.line("info", "tick.dry_run", f"world hash {w.hash} — dry run, no runner called", hash=w.hash)
+    return Outcome("dry_run", "dry run")
 
 
 def new_run(d: str) -> tuple[str, str]:
@@ -148,46 +178,52 @@ def prune_runs(d: str, keep: int) -> None:
 
 
 def _decide_and_act(b: Beat, text: str, h: str) -> Outcome:
+    """Steps 4–6: one runner call under its deadline, then the one action."""
     d = b.d
     name, r = config.runner(b.cfg, None)
     rid, rdir = new_run(d)
     prompt_path = os.path.join(rdir, "prompt.md")
     with open(prompt_path, "w", encoding="utf-8") as f:
         f.write(text)
-    prune_runs(d, int(b.knob("runs_keep", "LOOOP_RUNS_KEEP", 50)))
+    prune_runs(d, int(b.knob("runs_keep")))
     _unlink(os.path.join(d, DECISION))  # a stale decision must never be consumed
     b.out.line("step", "tick.start", f"deciding with {name} · run {rid}", runner=name, run=rid)
     events.emit(d, "decide_start", run=rid, runner=name)
     res = _call_runner(b, r.get("tick") or "", name, rid, rdir, prompt_path)
-    replay = f"replay: runs/{rid}"
     raw = _take_decision(d)
     if res.timed_out or res.code != 0:
         why = "timed out" if res.timed_out else f"runner exited {res.code}"
-        return _fail(b, rid, f"{why} after {res.secs:.1f}s · {replay}")
+        return _fail(b, rid, f"{why} after {res.secs:.1f}s · replay: runs/{rid}")
     if raw is None:
-        msg = f"ran {res.secs:.0f}s but emitted no decision · {replay}"
+        msg = f"ran {res.secs:.0f}s but emitted no decision · replay: runs/{rid}"
         b.out.line("warn", "tick.no_decision", msg, run=rid, secs=round(res.secs, 3))
         events.emit(d, "tick_failed", run=rid, reason="no decision")
         return Outcome("no_decision", msg, run_id=rid)
+    return _act(b, raw, rid, rdir, res.secs, h)
+
+
+def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outcome:
+    """Validate and execute the decision; journal it; only then record the hash."""
+    d = b.d
     try:
         dec = actions.validate(actions.parse(raw))
     except LooopError as e:
         journal.append(d, f"rejected decision: {e}")
-        return _fail(b, rid, f"{e} · {replay}")
+        return _fail(b, rid, f"{e} · replay: runs/{rid}")
     ctx = actions.Ctx(d, b.link, child_env(b), b.out, rdir,
-                      b.knob("shell_timeout", "LOOOP_SHELL_TIMEOUT", 300))
+                      b.knob("shell_timeout"))
     try:
         summary = actions.execute(ctx, dec)
     except LooopError as e:
         journal.append(d, f"failed {dec.action}: {e}")
-        return _fail(b, rid, f"{dec.action}: {e} · {replay}")
+        return _fail(b, rid, f"{dec.action}: {e} · replay: runs/{rid}")
     line = journal.append(d, dec.journal or summary)
     _write_hash(d, h)
     spent = cost.total(d, sid=rid)
     tail = f" · {cost.fmt_usd(spent)}" if spent > 0 else ""
-    msg = f"{dec.action} · {journal.one_line(dec.journal or summary)} · {res.secs:.1f}s{tail}"
+    msg = f"{dec.action} · {journal.one_line(dec.journal or summary)} · {secs:.1f}s{tail}"
     b.out.line("ok", "tick.decided", msg, bold=True, action=dec.action, run=rid,
-               journal=line, secs=round(res.secs, 3), cost_usd=spent)
+               journal=line, secs=round(secs, 3), cost_usd=spent)
     events.emit(d, "decided", run=rid, action=dec.action, journal=dec.journal or summary)
     return Outcome("ok", msg, acted=actions.ACTIONS[dec.action].acts,
                    nudge=actions.clamp_interval(dec.next_interval_s), run_id=rid)
@@ -199,7 +235,7 @@ def _call_runner(b: Beat, cmd: str, name: str, rid: str, rdir: str, prompt_path:
     env = child_env(b, LOOOP_COST_KIND="tick", LOOOP_COST_ID=rid, LOOOP_COST_RUNNER=name)
     on_stdin = "{{prompt_file}}" not in cmd
     cmd = cmd.replace("{{prompt_file}}", shlex.quote(prompt_path))
-    timeout = b.knob("tick_timeout", "LOOOP_TICK_TIMEOUT", 900)
+    timeout = b.knob("tick_timeout")
     stdin = open(prompt_path, "rb") if on_stdin else subprocess.DEVNULL
     try:
         with open(os.path.join(rdir, "output.log"), "wb") as log:

@@ -32,11 +32,10 @@ class Shutdown(BaseException):
 
 
 def intervals(cfg: dict[str, Any]) -> dict[str, float]:
-    from looop.store.config import number
-    idle = number(cfg, "interval", "LOOOP_INTERVAL", 60.0)
-    return {"idle": idle,
-            "busy": number(cfg, "busy_interval", "LOOOP_BUSY_INTERVAL", idle),
-            "active": number(cfg, "active_interval", "LOOOP_ACTIVE_INTERVAL", idle)}
+    from looop.store.config import knob
+    idle = knob(cfg, "interval") or 60.0
+    return {"idle": idle, "busy": knob(cfg, "busy_interval", idle) or idle,
+            "active": knob(cfg, "active_interval", idle) or idle}
 
 
 def mode_of(acted: bool, alive: bool) -> str:

@@ -13,7 +13,8 @@ Goals are visited in file-name order; the first that wants something gets
 it, otherwise `noop`. The backoff is served inside the restarted worker
 (`sleep N` before the command) so the loop stays level-triggered: the rules
 decider never has to be woken for it. Consecutive failures per goal are kept
-in `.rules-state.json`; an exit 0 resets them.
+in `.rules-state.json`; an exit 0 resets them (and marks a one-shot `run:`
+done, so it is not rerun when housekeeping reaps its session dir).
 """
 from __future__ import annotations
 
@@ -58,14 +59,17 @@ def _for_goal(g: Goal, row: dict[str, Any] | None, st: dict[str, Any], now: floa
         return {"action": "archive_goal", "id": g.id, "journal": f"goal {g.id} done ({cond})"}
     if not g.meta.get("run"):
         return None
+    every = g.seconds("every")
     if row is None:
-        return _start(g, "start")
+        # a one-shot that succeeded and whose session dir was reaped stays done
+        return None if st.get("done") and every is None else _start(g, "start")
     state, code = row.get("state"), row.get("exit_code")
     if row.get("alive"):
+        st.pop("done", None)
         return None
     if state == "exited" and code == 0 or state == "killed":
         st["failures"] = 0
-        every = g.seconds("every")
+        st["done"] = state == "exited"
         done = finished_at(row)
         if every is not None and (done is None or now >= done + every):
             return _start(g, f"rerun (every {g.meta['every']})")

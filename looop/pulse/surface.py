@@ -44,6 +44,9 @@ def surface(d: str, rows: list[dict[str, Any]], out: Any, env: dict[str, str]) -
 
 
 def _tmux(d: str, rows: list[dict[str, Any]], env: dict[str, str]) -> None:
+    import shutil
+    if not shutil.which("tmux", path=env.get("PATH")):
+        return
     path = os.path.join(d, ".surfaced")
     seen = set(jsonio.load_file(path, []) or [])
     now = {f"{r['id']}\t{r.get('note')}" for r in rows}
@@ -51,9 +54,11 @@ def _tmux(d: str, rows: list[dict[str, Any]], env: dict[str, str]) -> None:
         if f"{r['id']}\t{r.get('note')}" in seen:
             continue
         try:
-            subprocess.run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", attach_cmd(d, r["id"])],
-                           env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=5)
+            done = subprocess.run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", attach_cmd(d, r["id"])],
+                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=5)
         except (OSError, subprocess.TimeoutExpired):
-            return  # no tmux, or no server: the printed block is enough
+            return
+        if done.returncode != 0:
+            return  # no server reachable: the printed block is enough, try again next time
     write_atomic(path, jsonio.dumpb(sorted(now)), fsync=False)
