@@ -125,8 +125,14 @@ def observe(b: Beat) -> World:
     w = World(rows, read_text(os.path.join(d, "PLAYBOOK.md")), goals_mod.read_goals(d),
               [(r.name, r.data) for r in readings])
     w.hash = worldhash.world_hash(w.playbook.encode(), [(g.id, g.text.encode()) for g in w.goals],
-                                  w.readings, w.workers, worldhash.time_buckets(w.goals, time.time()))
+                                  w.readings, w.workers, worldhash.time_buckets(w.goals, _local_now()))
     return w
+
+
+def _local_now() -> float:
+    """Seconds on the local wall clock, so `every: 1d` turns at local midnight."""
+    now = time.time()
+    return now + time.localtime(now).tm_gmtoff
 
 
 def _over_budget(b: Beat) -> str | None:

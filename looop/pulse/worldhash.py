@@ -8,7 +8,9 @@ What goes in, and why (SPEC §3):
 - each worker's stable signal: id, state, exit code, flag note — never ages,
   pids or timestamps, which change without the world changing.
 - for goals declaring `every:` (or `done_when:`), the current time bucket
-  of that period: such a goal asks to be looked at again after that long.
+  of that period (on the local clock, so `every: 1d` turns at midnight): such
+  a goal asks to be looked at again after that long; `done_when:` alone is
+  rechecked every minute.
 Pure: the caller gathers the inputs.
 """
 from __future__ import annotations
