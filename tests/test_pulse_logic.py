@@ -306,3 +306,32 @@ def test_intervals_env_over_config(monkeypatch):
     monkeypatch.setenv("LOOOP_INTERVAL", "7")
     monkeypatch.setenv("LOOOP_ACTIVE_INTERVAL", "2")
     assert intervals({"interval": 30, "busy_interval": "junk"}) == {"idle": 7.0, "busy": 7.0, "active": 2.0}
+
+
+def test_link_round_trip_and_broken_after_timeout():
+    import socket
+    import threading
+
+    from looop.errors import LooopError
+    from looop.pulse.link import Link
+    a, b = socket.socketpair()
+    link = Link(a)
+
+    def root() -> None:
+        f = b.makefile("rb")
+        req = json.loads(f.readline())
+        b.sendall(json.dumps({"ok": True, "echo": req["op"]}).encode() + b"\n")
+        req = json.loads(f.readline())
+        b.sendall(b'{"ok": false, "error": "no session \'x\'"}\n')
+        f.readline()  # the third request gets no answer
+    t = threading.Thread(target=root)
+    t.start()
+    assert link.call("ping")["echo"] == "ping"
+    with pytest.raises(LooopError, match="no session 'x'"):
+        link.call("kill", id="x")
+    with pytest.raises(LooopError, match="did not answer"):
+        link.call("notify", timeout=0.2, status="s")
+    assert link.broken
+    t.join(5)
+    a.close()
+    b.close()

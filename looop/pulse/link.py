@@ -4,6 +4,11 @@ speaking the control protocol (JSON lines, one request → one reply).
 This is the only way pulse code reaches the tree (STYLE: pulse/ talks to the
 tree through link messages). The root trusts this connection; everything
 else about the wire is `looop.tree.control`'s format, reused, not changed.
+
+Replies carry no request id, so after a timeout a late reply could be taken
+for the next one. Instead the link is marked broken and the pulse exits:
+the root restarts it (it is `permanent`) with a fresh socketpair, and since
+the pulse keeps nothing in memory, nothing is lost — let it crash.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ class Link:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.buf = b""
+        self.broken = False
 
     @classmethod
     def from_env(cls) -> "Link | None":
@@ -42,17 +48,22 @@ class Link:
     def call(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         """One request, one reply. Blocks up to `timeout`. LooopError on
         {"ok": false} or no answer; NotRunning if the root is gone."""
+        if self.broken:
+            raise NotRunning("the link to the root is broken")
         self.sock.settimeout(timeout)
         try:
             self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
             while b"\n" not in self.buf:
                 chunk = self.sock.recv(65536)
                 if not chunk:
+                    self.broken = True
                     raise NotRunning("the root closed the pulse link")
                 self.buf += chunk
         except socket.timeout:
+            self.broken = True
             raise LooopError(f"the root did not answer {op!r} within {timeout:g}s") from None
         except (BrokenPipeError, ConnectionResetError):
+            self.broken = True
             raise NotRunning("the root closed the pulse link") from None
         line, self.buf = self.buf.split(b"\n", 1)
         reply = jsonio.loads(line)

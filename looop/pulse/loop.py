@@ -145,5 +145,8 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
              interval_s=secs, mode=mode, failures=failures)
     if link is not None:
         link.notify(f"{outcome.kind}: {outcome.msg}"[:180] + f" · next in {secs:g}s")
+        if link.broken:
+            out.line("error", "pulse.link_lost", "lost the link to the root — exiting so it restarts the pulse")
+            raise SystemExit(3)
     time.sleep(secs)
     return failures
