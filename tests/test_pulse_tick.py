@@ -243,11 +243,17 @@ def test_claims_reaped_budget_breaker_runs_pruned(data_dir, fake):
         cfg = json.load(f)
     with open(os.path.join(d, "looop.json"), "w") as f:
         json.dump({**cfg, "max_daily_usd": 0.5}, f)
-    assert run("_cost", "tick", "r1", "fake", "0.5").returncode == 0
+    with open(os.path.join(fake.ctl, "cost"), "w") as f:
+        f.write("0.25")
+    for _ in range(2):  # the runner meters itself: the decided line shows its cost
+        force_decide(d)
+        r = tick()
+        assert r.returncode == 0 and "✓ noop · " in r.stdout and r.stdout.rstrip().endswith("· $0.25")
     force_decide(d)
     n = len(fake.calls())
     r = tick()
     assert "budget reached ($0.5 of $0.5 today)" in r.stdout and len(fake.calls()) == n
+    assert run("cost", "--json").stdout.count('"tick":0.5') == 1
 
 
 def test_prompt_file_substitution_and_clean_signals(data_dir, tmp_path):

@@ -36,7 +36,7 @@ def cmd_tick(argv: list[str]) -> int:
     p = parser("tick", "Run one beat (sense → diff → decide → act → journal) and exit. "
                        "Refuses while `looop` runs for this data dir. Exit 1 if the beat failed.")
     p.add_argument("--dry-run", action="store_true",
-                   help="sense and print the prompt and world hash; call no runner, change nothing")
+                   help="sense, then print the prompt and world hash; call no runner, execute nothing")
     p.add_argument("--json", action="store_true", help="NDJSON lines (also LOOOP_LOG_FORMAT=json)")
     a = p.parse_args(argv)
     import signal

@@ -24,7 +24,8 @@ PRESETS: dict[str, dict[str, str]] = {
         "interactive": 'codex --full-auto "$(cat {{prompt_file}})"',
     },
     "pi": {
-        "tick": 'pi -p --mode json "$(cat {{prompt_file}})" | "$LOOOP_BIN" _fmt',
+        # pipefail: a failing pi fails the beat even though _fmt exits 0
+        "tick": 'set -o pipefail; pi -p --mode json "$(cat {{prompt_file}})" | "$LOOOP_BIN" _fmt',
         "interactive": 'pi "$(cat {{prompt_file}})"',
     },
     "rules": {

@@ -12,6 +12,8 @@ and saves the prompt it got on stdin to <ctl>/last-prompt.md. Then, by
   hang       start `sleep 300` in its own group, record both pids in
              <ctl>/hang.pids, then sleep 300
   none       exit 0 without a decision
+If <ctl>/cost exists, the call first reports that many dollars for itself
+through `"$LOOOP_BIN" _cost tick $LOOOP_COST_ID $LOOOP_COST_RUNNER <usd>`.
 """
 import json
 import os
@@ -31,6 +33,10 @@ try:
     mode = open(os.path.join(ctl, "mode")).read().strip()
 except FileNotFoundError:
     mode = "decide"
+if os.path.exists(os.path.join(ctl, "cost")):
+    usd = open(os.path.join(ctl, "cost")).read().strip()
+    subprocess.run([os.environ["LOOOP_BIN"], "_cost", "tick", os.environ["LOOOP_COST_ID"],
+                    os.environ["LOOOP_COST_RUNNER"], usd], check=True)
 if mode.startswith("fail:"):
     mode = "exit1" if n_calls <= int(mode[5:]) else "decide"
 if mode == "exit1":
