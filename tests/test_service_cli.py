@@ -204,6 +204,9 @@ def test_systemd_unit(data_dir, tmp_path, user):
     assert f"LOOOP_DATA_DIR={data_dir}" in f["Environment"]
     assert f["WantedBy"] == (["default.target"] if user else ["multi-user.target"])
     assert ("User" in f) is (not user)
+    # a non-default profile gets its own unit name, so two profiles can coexist
+    where = "~/.config/systemd/user" if user else "/etc/systemd/system"
+    assert f"{where}/looop-data.service" in unit and f"LOOOP_DATA_DIR={data_dir} looop systemd" in unit
     verify(unit, tmp_path, user)
 
 
