@@ -378,3 +378,13 @@ def test_completion_in_a_real_terminal(sh, tree, tmp_path):
             wait_until(lambda: line().rstrip() == "z#", 5, "the line to clear")
     finally:
         subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
+
+
+@pytest.mark.parametrize("args", [("config", "bash"), ("config", "zsh"), ("config", "--ids", "all"),
+                                  ("help",), ("doctor",), ("systemd",)])
+def test_service_verbs_only_look(data_dir, args):
+    """Generating completions runs every verb's parser; none of it (nor help,
+    doctor, systemd) may create the profile or start anything."""
+    r = run(*args)
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(data_dir)
