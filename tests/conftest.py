@@ -137,13 +137,16 @@ def ls(*extra: str) -> list[dict[str, Any]]:
 class Tree:
     """A running `looop` root in the test's data dir."""
 
-    def __init__(self, d: str, args: tuple[str, ...] = (), env: dict[str, str] | None = None):
+    def __init__(self, d: str, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 new_group: bool = False):
+        """`new_group`: the root leads its own process group (and session),
+        as in a terminal, so a test can signal the whole group like a tty does."""
         self.d = d
         os.makedirs(d, exist_ok=True)
         self.out_path = os.path.join(os.path.dirname(d), "root.out")
         self.out = open(self.out_path, "wb")
         self.proc = subprocess.Popen([BIN, *args], stdout=self.out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=env, start_new_session=new_group)
         self.pid = self.proc.pid
         wait_until(self.pulse_running, 15, "the pulse to run")
 

@@ -113,3 +113,34 @@ def test_events_record_worker_lifecycle(tree):
     assert exited and (exited[0]["state"], exited[0]["exit_code"]) == ("exited", 4)
     assert any(e["event"] == "pulse_started" for e in evs)
     assert re.match(r"\d{4}-\d\d-\d\dT", started[0]["ts"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT, signal.SIGHUP])
+def test_terminal_signals_to_the_whole_foreground_group(data_dir, sig):
+    """A terminal's Ctrl-C / Ctrl-\\ / hangup signal every process of the
+    foreground group at once — the root and its children alike. The root
+    handles it once; nothing dies without its teardown, no traceback."""
+    t = Tree(data_dir, new_group=True)
+    t.start("w1", "sleep 300")
+    t.start("w2", "echo up; exec cat")
+    everything = t.pids()
+    assert os.getpgid(t.pid) == t.pid
+    os.killpg(t.pid, sig)
+    assert t.proc.wait(1 + 2 + 2) == 0
+    t.out.close()
+    wait_gone(everything, 1.0)
+    out = t.output()
+    assert "stopped 2 workers (w1, w2)" in out and "pulse stopped" in out
+    assert "Traceback" not in out
+    assert {r["id"]: r["state"] for r in ls()} == {"pulse": "killed", "w1": "killed", "w2": "killed"}
+
+
+def test_a_stopped_worker_gets_sigcont_first(tree):
+    tree.start("frozen", "echo freezing; kill -STOP $$; while :; do sleep 0.1; done")
+    pid = next(r for r in ls() if r["id"] == "frozen")["pid"]
+    wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, 10, "SIGSTOPped")
+    t0 = time.monotonic()
+    run("kill", "frozen", check=True)
+    assert time.monotonic() - t0 < 1.0  # CONT let the HUP in: no grace spent, no SIGKILL
+    st = sessions.read_status(tree.d, "frozen")
+    assert (st["state"], st["exit_code"]) == ("killed", 129)

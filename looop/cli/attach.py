@@ -58,7 +58,10 @@ class Session:
                 tty.setraw(0)
                 self._send_size()
             sel = selectors.DefaultSelector()
-            sel.register(0, selectors.EVENT_READ, "stdin")
+            try:
+                sel.register(0, selectors.EVENT_READ, "stdin")
+            except PermissionError:
+                pass  # epoll refuses regular files and /dev/null: output only
             sel.register(self.sock, selectors.EVENT_READ, "sock")
             sel.register(r, selectors.EVENT_READ, "sig")
             code = self._frames(self.early)

@@ -110,7 +110,9 @@ class Child:
         self.finish()
 
     def _setup_signals(self) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the root's to handle, once
+        # Ctrl-C / Ctrl-\ reach the whole foreground group: the root handles them, once
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
         r, w = socket.socketpair()
         r.setblocking(False)
         w.setblocking(False)

@@ -49,6 +49,8 @@ class PtyCommand:
     def spawn(self) -> int:
         """Start the command; returns its pid. Blocks until exec (or raises
         FileNotFoundError/OSError from the exec, re-raised by ptyprocess)."""
+        if not os.path.isdir(self.cwd):  # ptyprocess would raise it in the forked copy of us
+            raise FileNotFoundError(errno.ENOENT, "no such directory", self.cwd)
         self._proc = ptyprocess.PtyProcess.spawn(
             self.argv, cwd=self.cwd, env=self.env, dimensions=(self.rows, self.cols),
             preexec_fn=lambda: clean_exec_state(self.pass_fds), pass_fds=self.pass_fds)

@@ -38,6 +38,9 @@ from looop.ui.out import Printer
 
 # fork, explicitly (the default changed in 3.14): see the module docstring.
 CTX = multiprocessing.get_context("fork")
+# Each asks for a clean stop of the tree. SIGQUIT too: a terminal's Ctrl-\
+# would otherwise kill the root (and the children) without any teardown.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 @dataclass
@@ -74,7 +77,7 @@ class Root:
                                    env_float("LOOOP_RESTART_PERIOD", 60.0))
         self.kids: dict[str, Kid] = {}
         self.by_fd: dict[int, Kid] = {}
-        self.pending: dict[int, tuple[Conn, str]] = {}
+        self.pending: dict[int, tuple[Conn, str, str]] = {}  # req id → (client, session, op)
         self.req_ids = itertools.count(1)
         self.sel = selectors.DefaultSelector()
         self.stopping = False
@@ -143,7 +146,7 @@ class Root:
         r.setblocking(False)
         w.setblocking(False)
         self._wake = (r, w)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        for sig in (*STOP_SIGNALS, signal.SIGCHLD):
             signal.signal(sig, lambda *_: None)  # record only: the loop reads the wakeup byte
         signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
         self.sel.register(r, selectors.EVENT_READ, self._on_signal)
@@ -154,7 +157,7 @@ class Root:
         except BlockingIOError:
             return
         for sig in sigs:
-            if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if sig in STOP_SIGNALS:
                 if self.stopping:
                     self.stop_deadline = time.monotonic()  # second signal: no more grace
                 else:
@@ -310,7 +313,7 @@ class Root:
         if msg[0] == "status":
             self._on_status(kid, msg[1])
         elif msg[0] == "reply":
-            conn, _sid = self.pending.pop(msg[1], (None, None))
+            conn, _sid, _op = self.pending.pop(msg[1], (None, None, None))
             if conn is not None:
                 self._reply(conn, msg[2])
 
@@ -366,11 +369,12 @@ class Root:
                       state=State.KILLED.value if self.stopping else State.DEAD.value)
             sessions.write_status(self.d, sid, st)
             self._reap_orphans(kill=True)
-        for req, (conn, target) in list(self.pending.items()):
-            if target == sid:
+        for req, (conn, target, op) in list(self.pending.items()):
+            if target == sid:  # the child died before answering
                 del self.pending[req]
-                self._reply(conn, {"ok": True, "state": state or "dead",
-                                   "exit_code": kid.status.get("exit_code")})
+                ended = {"state": state or "dead", "exit_code": kid.status.get("exit_code")}
+                self._reply(conn, {"ok": True, **ended} if op == "kill" else
+                            {"ok": False, "error": f"session {sid} ended ({state or 'dead'})"})
         for conn in kid.start_waiters:
             self._reply(conn, {"ok": False, "error": f"session {sid} died while starting"})
         if kid.spec.role == "worker":
@@ -511,7 +515,7 @@ class Root:
     def _forward(self, conn: Conn, req: dict[str, Any], op: str, *args: Any) -> tuple[Kid, int]:
         kid = self._live(req, allow_pulse=op in READ_ONLY_OPS)
         rid = next(self.req_ids)
-        self.pending[rid] = (conn, kid.spec.sid)
+        self.pending[rid] = (conn, kid.spec.sid, op)
         self._send(kid, (op, rid, *args))
         return kid, rid
 
