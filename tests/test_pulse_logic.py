@@ -335,3 +335,19 @@ def test_link_round_trip_and_broken_after_timeout():
     t.join(5)
     a.close()
     b.close()
+
+
+def test_layering_pulse_never_imports_the_tree_and_ls_never_imports_the_pulse(tmp_path):
+    import re
+    import subprocess
+    import sys
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "looop")
+    for name in os.listdir(os.path.join(root, "pulse")):
+        if name.endswith(".py"):
+            src = open(os.path.join(root, "pulse", name)).read()
+            assert not re.search(r"^\s*(from|import) looop\.(tree|cli\.(?!keys))", src, re.M), name
+    code = ("import sys; from looop.cli.main import main; main(['ls', '--json']); "
+            "print(sorted(m for m in sys.modules if m.startswith('looop.pulse')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                       env={**os.environ, "LOOOP_DATA_DIR": str(tmp_path / "d")})
+    assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
