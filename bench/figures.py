@@ -1,0 +1,234 @@
+"""The figures of SPEC §13, driven peer by peer. Each block appends rows:
+
+    {"figure", "n", "peer", "what", "unit": "s"|"B", "stats": summary|None,
+     "failed": reason|None, "extra": {...}}
+
+A block that raises is recorded as failed with the reason; the caller tears
+the peer down and goes on.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from typing import Any, Callable
+
+from peers.base import Peer
+from procs import FigureFailed, timed
+from stats import summary
+
+Rows = list[dict[str, Any]]
+
+
+def row(figure: str, n: int | None, peer: str, what: str, samples: list[float] | None = None,
+        unit: str = "s", failed: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"figure": figure, "n": n, "peer": peer, "what": what, "unit": unit,
+            "stats": summary(samples) if samples else None, "failed": failed, "extra": extra}
+
+
+def list_latency(argv: list[str], env: dict[str, str], reps: int) -> list[float]:
+    timed(argv, env)  # warm the page cache once, untimed
+    return [timed(argv, env)[0] for _ in range(reps)]
+
+
+def fleet(peer: Peer, n: int, reps: int, rows: Rows, list_reps: int,
+          floors: dict[str, tuple[list[str], dict[str, str]]] | None = None) -> None:
+    """At N live programs: start latency (daemon up), then list latency and
+    the memory of the manager's own processes. `floors` are timed rep by rep
+    interleaved with the list commands (the box is shared and noisy)."""
+    peer.boot(n, "sleep")
+    starts = []
+    for _ in range(reps):
+        starts.append(peer.start_all())
+        peer.stop_programs()
+    rows.append(row("start", n, peer.name, "request → N running", starts))
+    peer.start_all()
+    cmds = [(peer.name, label, argv, env) for label, (argv, env) in peer.list_cmds().items()]
+    cmds += [("floor", label, argv, env) for label, (argv, env) in (floors or {}).items()]
+    got: dict[tuple[str, str], list[float]] = {(who, label): [] for who, label, _, _ in cmds}
+    for who, label, argv, env in cmds:
+        timed(argv, env)  # warm the page cache once, untimed
+    for _ in range(list_reps):
+        for who, label, argv, env in cmds:
+            got[(who, label)].append(timed(argv, env)[0])
+    for (who, label), samples in got.items():
+        rows.append(row("list", n, who, label, samples))
+    m = peer.daemon_mem()
+    rows.append(row("memory", n, peer.name, "raw", None, unit="B", mem=m))
+    peer.teardown()
+
+
+def memory_rows(peer: str, raw: dict[int, dict[str, Any]]) -> Rows:
+    """Per-process and total USS/PSS at each N, and the slope per worker."""
+    out: Rows = []
+    totals: dict[int, dict[str, int]] = {}
+    for n, m in sorted(raw.items()):
+        procs = [v for k, v in m.items() if k != "workers" and isinstance(v, dict)] + m.get("workers", [])
+        totals[n] = {k: sum(p[k] for p in procs) for k in ("uss", "pss")}
+        for k in ("uss", "pss"):
+            out.append(row("memory", n, peer, f"total {k.upper()}", [totals[n][k]], unit="B"))
+        for part in ("root", "pulse_child", "pulse_cmd", "daemon"):
+            if part in m:
+                out.append(row("memory", n, peer, f"{part} USS", [m[part]["uss"]], unit="B"))
+        if m.get("workers"):
+            out.append(row("memory", n, peer, "worker child USS", [w["uss"] for w in m["workers"]], unit="B"))
+            out.append(row("memory", n, peer, "worker child RSS", [w["rss"] for w in m["workers"]], unit="B"))
+    ns = sorted(totals)
+    if len(ns) >= 2 and ns[-1] > ns[0]:
+        for k in ("uss", "pss"):
+            slope = (totals[ns[-1]][k] - totals[ns[0]][k]) / (ns[-1] - ns[0])
+            out.append(row("memory-slope", None, peer, f"{k.upper()} per worker", [slope], unit="B",
+                           between=[ns[0], ns[-1]]))
+    return out
+
+
+def stop_all(peer: Peer, n: int, program: str, reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        peer.boot(n, program)
+        peer.start_all()
+        out.append(peer.shutdown())
+        peer.teardown()
+    return out
+
+
+def restart(peer: Peer, reps: int) -> list[float]:
+    peer.boot(1, "sleep", autorestart=True)
+    peer.start_all()
+    out = [peer.restart_rep() for _ in range(reps)]
+    peer.teardown()
+    return out
+
+
+def capture(peer: Peer, program: str, size: int, reps: int) -> list[float]:
+    out = [peer.capture(program, size) for _ in range(reps)]
+    peer.teardown()
+    return out
+
+
+def producer_floor(program: str, size: int, reps: int, env: dict[str, str]) -> list[float]:
+    """The stream itself into /dev/null, no PTY, no capture."""
+    from peers.base import shell
+    return [timed(["sh", "-c", shell(program, size) + " > /dev/null"], env, timeout=900)[0]
+            for _ in range(reps)]
+
+
+def guarded(rows: Rows, figure: str, n: int | None, peer: Peer, what: str,
+            fn: Callable[[], list[float]], **extra: Any) -> None:
+    """Run one measurement; a failure becomes a failed row. The peer is torn
+    down either way (KeyboardInterrupt passes through, after the teardown)."""
+    try:
+        rows.append(row(figure, n, peer.name, what, fn(), **extra))
+    except FigureFailed as e:
+        rows.append(row(figure, n, peer.name, what, failed=str(e), **extra))
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, AssertionError) as e:
+        rows.append(row(figure, n, peer.name, what, failed=f"{type(e).__name__}: {e}", **extra))
+    finally:
+        peer.teardown()
+
+
+def guarded_block(rows: Rows, figure: str, n: int | None, peer: Peer, fn: Callable[[], None]) -> None:
+    try:
+        fn()
+    except FigureFailed as e:
+        rows.append(row(figure, n, peer.name, "(all)", failed=str(e)))
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, AssertionError) as e:
+        rows.append(row(figure, n, peer.name, "(all)", failed=f"{type(e).__name__}: {e}"))
+    finally:
+        peer.teardown()
+
+
+# -- the pulse (looop only) -------------------------------------------------
+
+SENSOR = "#!/bin/sh\nsleep 0.2\necho '{\"signal\": \"steady\"}'\n"
+
+
+def pulse_beats(peer: Any, reps: int, rows: Rows) -> None:
+    """A no-change beat with 20 sensors of 0.2 s (wall, runner calls), and a
+    beat with a scripted fake runner that writes one noop decision."""
+    d = peer.fresh_dir("pulse")
+    calls = os.path.join(d, "..", os.path.basename(d) + ".calls")
+    os.makedirs(os.path.join(d, "sensors"), exist_ok=True)
+    for i in range(20):
+        p = os.path.join(d, "sensors", f"s{i:02d}.sh")
+        with open(p, "w") as f:
+            f.write(SENSOR)
+        os.chmod(p, 0o755)
+    tick = (f"echo call >> {calls}; printf '%s' "
+            "'{\"action\":\"noop\",\"reason\":\"bench\",\"journal\":\"bench beat\"}' > .decision.json")
+    import json
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump({"default": "fake", "runners": {"fake": {
+            "tick": tick, "interactive": "bash {{prompt_file}}"}}}, f)
+    peer.d = d
+    # first beat: world is new → the fake runner decides (timed: "decide beat")
+    decide, nochange = [], []
+    for i in range(reps):
+        # a goal edit changes the world hash, so the runner is called
+        with open(os.path.join(d, "goals", "bench.md") if os.path.isdir(os.path.join(d, "goals"))
+                  else os.path.join(d, "bench-goal.md"), "w") as f:
+            f.write(f"# bench goal {i}\n")
+        dt, _ = peer.tick()
+        decide.append(dt)
+    n_before = _count(calls)
+    for _ in range(reps):
+        dt, _ = peer.tick()
+        nochange.append(dt)
+    runner_calls = _count(calls) - n_before
+    rows.append(row("pulse", 20, peer.name, "beat with the fake runner", decide,
+                    runner_calls=_count(calls) - 0 - runner_calls))
+    rows.append(row("pulse", 20, peer.name, "no-change beat, 20 sensors × 0.2 s", nochange,
+                    runner_calls=runner_calls))
+
+
+def _count(path: str) -> int:
+    try:
+        with open(path) as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def settle(seconds: float = 0.2) -> None:
+    time.sleep(seconds)
+
+
+# -- floors for start latency -----------------------------------------------
+
+def start_floor(n: int, argv: list[str], pty: bool, env: dict[str, str], reps: int) -> list[float]:
+    """N × fork+exec of argv from this process (each in its own session, with
+    a fresh PTY as its stdio if `pty`) → all N running `sleep`; then killed."""
+    import signal as _signal
+    from procs import comm, wait_until as _wait
+    out = []
+    for _ in range(reps):
+        procs, fds = [], []
+        t0 = time.perf_counter()
+        try:
+            for _i in range(n):
+                if pty:
+                    m, s = os.openpty()
+                    procs.append(subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, env=env,
+                                                  start_new_session=True))
+                    os.close(s)
+                    fds.append(m)
+                else:
+                    procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                  env=env, start_new_session=True))
+            _wait(lambda: all(comm(p.pid) == "sleep" for p in procs), 60, "floor sleeps")
+            out.append(time.perf_counter() - t0)
+        finally:
+            for p in procs:
+                try:
+                    os.killpg(p.pid, _signal.SIGKILL)
+                except OSError:
+                    pass
+                p.wait()
+            for m in fds:
+                os.close(m)
+    return out

@@ -1,0 +1,275 @@
+"""looop side by side with the incumbents (SPEC §13). One entry point:
+
+    python bench/run.py [--quick] [--peers supervisord,circus,pm2,tmux,script]
+                        [--reps N] [--out DIR]
+
+Installs nothing into the project's environment: peers go into a throwaway
+prefix under a temp dir (see bench/peers/). Writes <out>/results.json and
+<out>/RESULTS.md; a full run (not --quick) also writes bench/RESULTS.md.
+Ctrl-C stops everything the bench started and keeps the partial results.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import figures as F  # noqa: E402
+import report  # noqa: E402
+from peers.base import Peer, Skip  # noqa: E402
+from peers.looop_peer import Looop  # noqa: E402
+from procs import Registry, leftovers  # noqa: E402
+
+ALL_PEERS = ("supervisord", "circus", "pm2", "tmux", "script")
+
+
+def peer_class(name: str) -> type[Peer]:
+    import importlib
+    mod = importlib.import_module(f"peers.{name}")
+    return getattr(mod, "PEER")
+
+
+def machine() -> dict[str, Any]:
+    facts: dict[str, Any] = {"cores": os.cpu_count(), "kernel": platform.release(),
+                             "python": platform.python_version(), "machine": platform.machine()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            facts["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+        with open("/proc/meminfo") as f:
+            facts["mem_total_kib"] = int(f.readline().split()[1])
+        facts["loadavg_start"] = os.getloadavg()
+    except (OSError, StopIteration, ValueError):
+        pass
+    return facts
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="N ≤ 2, 1 rep, 2 MB streams, looop only (the smoke test)")
+    p.add_argument("--peers", default=None,
+                   help=f"comma list of {','.join(ALL_PEERS)} (default: all; --quick: none)")
+    p.add_argument("--reps", type=int, default=None, help="reps per figure (default 5; --quick 1)")
+    p.add_argument("--out", default=None, help="results dir (default bench/results/<utc stamp>)")
+    p.add_argument("--only", default=None,
+                   help="comma list of figures: list,start,cold,stop,memory,restart,capture,pulse,issue2")
+    p.add_argument("--grace", type=float, default=2.0, help="shutdown grace for every tool (s)")
+    a = p.parse_args(argv)
+    if a.peers is None:
+        a.peers = "" if a.quick else ",".join(ALL_PEERS)
+    a.peer_list = [x for x in a.peers.split(",") if x]
+    bad = [x for x in a.peer_list if x not in ALL_PEERS]
+    if bad:
+        p.error(f"unknown peer(s): {', '.join(bad)}")
+    a.reps = a.reps or (1 if a.quick else 5)
+    a.ns = (1, 2) if a.quick else (1, 10, 50)
+    a.stop_n = 2 if a.quick else 50
+    a.size = (2 << 20) if a.quick else 200_000_000
+    a.stream_reps = 1 if a.quick else min(3, a.reps)
+    a.figs = set((a.only or "list,start,cold,stop,memory,restart,capture,pulse,issue2").split(","))
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(sys.argv[1:] if argv is None else argv)
+    tag = os.environ.get("LOOOP_BENCH_TAG") or f"bench-{uuid.uuid4().hex[:10]}"
+    tmp = tempfile.mkdtemp(prefix="looop-bench-")
+    out = a.out or os.path.join(HERE, "results", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    os.makedirs(out, exist_ok=True)
+    reg = Registry(tag, tmp)
+    res: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "command": " ".join([os.path.basename(sys.executable), "bench/run.py",
+                                                *(sys.argv[1:] if argv is None else argv)]),
+                           "quick": a.quick, "reps": a.reps, "stream_reps": a.stream_reps,
+                           "stream_bytes": a.size, "ns": list(a.ns), "grace_s": a.grace,
+                           "machine": machine(), "peers": {}, "rows": [], "interrupted": False,
+                           "teardown_notes": [], "leftovers": []}
+    t_start = time.monotonic()
+    try:
+        run_all(a, reg, tmp, res)
+    except KeyboardInterrupt:
+        res["interrupted"] = True
+        print("\ninterrupted — stopping everything the bench started, keeping partial results",
+              file=sys.stderr)
+    finally:
+        res["teardown_notes"] += reg.teardown()
+        res["leftovers"] = [f"{p.pid} {' '.join(p.cmdline())[:100]}" for p in leftovers(tag, tmp)
+                            if _exists(p)]
+        res["wall_s"] = round(time.monotonic() - t_start, 1)
+        res["machine"]["loadavg_end"] = os.getloadavg()
+        write(res, out, a)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 130 if res["interrupted"] else 0
+
+
+def _exists(p: Any) -> bool:
+    try:
+        return p.is_running()
+    except Exception:
+        return False
+
+
+def write(res: dict[str, Any], out: str, a: argparse.Namespace) -> None:
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    md = report.render(res)
+    with open(os.path.join(out, "RESULTS.md"), "w") as f:
+        f.write(md)
+    if not a.quick and not a.only and not a.out:
+        with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
+            f.write(md)
+    print(md)
+    print(f"results: {os.path.join(out, 'results.json')}", file=sys.stderr)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def run_all(a: argparse.Namespace, reg: Registry, tmp: str, res: dict[str, Any]) -> None:
+    rows = res["rows"]
+    peers: list[Peer] = []
+    lp = Looop(reg, tmp, a.grace)
+    lp.install()
+    res["peers"]["looop"] = {"version": lp.version, "bin": lp.bin}
+    peers.append(lp)
+    for name in a.peer_list:
+        p = peer_class(name)(reg, tmp, a.grace)
+        t0 = time.monotonic()
+        log(f"installing {name}")
+        try:
+            p.install()
+            res["peers"][name] = {"version": p.version, "install_s": round(time.monotonic() - t0, 1)}
+            peers.append(p)
+        except Skip as e:
+            res["peers"][name] = {"skipped": str(e)}
+            log(f"{name} skipped: {e}")
+    figs = a.figs
+    if "start" in figs:
+        env = reg.env()
+        for n in a.ns:
+            for what, argv, pty in (
+                    ("N × fork+exec `sleep`", ["sleep", "100000"], False),
+                    ("N × fork+exec `bash -lc 'exec sleep'`", ["bash", "-lc", "exec sleep 100000"], False),
+                    ("N × fork+exec `bash -lc 'exec sleep'` on a new PTY",
+                     ["bash", "-lc", "exec sleep 100000"], True)):
+                try:
+                    rows.append(F.row("start", n, "floor", what, F.start_floor(n, argv, pty, env, a.reps)))
+                except Exception as e:  # noqa: BLE001 - a floor failing is a failed row
+                    rows.append(F.row("start", n, "floor", what, failed=str(e)))
+        real = dict(reg.env(), HOME=os.path.expanduser("~"))
+        try:
+            rows.append(F.row("start", 1, "floor", "`bash -lc true` with the real HOME (dotfiles)",
+                              [F.timed(["bash", "-lc", "true"], real, timeout=90)[0] for _ in range(a.reps)]))
+        except Exception as e:  # noqa: BLE001
+            rows.append(F.row("start", 1, "floor", "`bash -lc true` with the real HOME (dotfiles)", failed=str(e)))
+    if figs & {"list", "start", "memory"}:
+        for p in peers:
+            if "start" not in p.supports:
+                continue
+            mem: dict[int, Any] = {}
+            for n in a.ns:
+                log(f"{p.name}: start/list/memory at N={n}")
+                before = len(rows)
+                F.guarded_block(rows, "start", n, p, lambda: F.fleet(
+                    p, n, a.reps, rows, a.reps, lp.floors() if p is lp else None))
+                for r in rows[before:]:
+                    if r["figure"] == "memory" and r["what"] == "raw":
+                        mem[n] = r["extra"]["mem"]
+                rows[:] = [r for r in rows if not (r["figure"] == "memory" and r["what"] == "raw")]
+            rows.extend(F.memory_rows(p.name, mem))
+    if "cold" in figs:
+        log("looop: cold start")
+        F.guarded(rows, "cold", 0, lp, "`looop` exec → pulse running",
+                  lambda: [_cold(lp) for _ in range(a.reps)])
+    if "stop" in figs:
+        for p in peers:
+            if "stop" not in p.supports:
+                continue
+            for prog, what in (("sleep", "cooperative"), ("ignore", f"ignore SIGTERM (grace {a.grace:g} s)")):
+                log(f"{p.name}: stop all at N={a.stop_n}, {prog}")
+                F.guarded(rows, "stop", a.stop_n, p, what,
+                          lambda: F.stop_all(p, a.stop_n, prog, a.reps))
+    if "restart" in figs:
+        for p in peers:
+            if "restart" in p.supports:
+                log(f"{p.name}: restart after SIGKILL")
+                what = "SIGKILL pulse child → new pulse running" if p is lp else \
+                    "SIGKILL program → autorestarted program running"
+                F.guarded(rows, "restart", None, p, what, lambda: F.restart(p, a.reps))
+    if "capture" in figs:
+        for prog, what in (("yes", "yes (2-byte lines)"), ("nonl", "no newlines")):
+            rows.append(_floor_row(prog, what, a, reg))
+            for p in peers:
+                if "capture" in p.supports:
+                    log(f"{p.name}: capture {prog} {a.size} bytes")
+                    F.guarded(rows, "capture", a.size, p, what,
+                              lambda: F.capture(p, prog, a.size, a.stream_reps))
+    if "pulse" in figs:
+        log("looop: pulse beats")
+        _pulse(lp, a, rows)
+    if "issue2" in figs:
+        log("looop: issue-2 quick figures at N=20")
+        _issue2(lp, 2 if a.quick else 20, a.reps, rows)
+
+
+def _cold(lp: Looop) -> float:
+    dt = lp.boot(0)
+    lp.teardown()
+    return dt
+
+
+def _floor_row(prog: str, what: str, a: argparse.Namespace, reg: Registry) -> dict[str, Any]:
+    try:
+        return F.row("capture", a.size, "floor", what + " → /dev/null, no PTY",
+                     F.producer_floor(prog, a.size, a.stream_reps, reg.env()))
+    except Exception as e:  # noqa: BLE001 - a floor failing is a failed row
+        return F.row("capture", a.size, "floor", what, failed=str(e))
+
+
+def _pulse(lp: Looop, a: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    import subprocess
+    r = subprocess.run([lp.bin, "tick", "--help"], capture_output=True, text=True)
+    if r.returncode != 0:
+        why = "`looop tick` is not implemented yet: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+        for what in ("no-change beat, 20 sensors × 0.2 s", "beat with the fake runner"):
+            rows.append(F.row("pulse", 20, "looop", what, failed=why))
+        return
+    before = len(rows)
+    F.guarded_block(rows, "pulse", 20, lp, lambda: F.pulse_beats(lp, a.reps, rows))
+    del before
+
+
+def _issue2(lp: Looop, n: int, reps: int, rows: list[dict[str, Any]]) -> None:
+    def block() -> None:
+        starts, lss, stops, uss, rss = [], [], [], [], []
+        for _ in range(reps):
+            lp.boot(n, "sleep")
+            starts.append(lp.start_all())
+            argv, env = lp.list_cmds()["looop ls"]
+            lss.append(F.timed(argv, env)[0])
+            m = lp.daemon_mem()
+            uss += [w["uss"] for w in m["workers"]]
+            rss += [w["rss"] for w in m["workers"]]
+            stops.append(lp.shutdown())
+            lp.teardown()
+        rows.append(F.row("issue2", n, "looop", f"start {n} workers (socket, daemon up)", starts))
+        rows.append(F.row("issue2", n, "looop", f"`looop ls` with {n} live workers", lss))
+        rows.append(F.row("issue2", n, "looop", "USS per worker child", uss, unit="B"))
+        rows.append(F.row("issue2", n, "looop", "RSS per worker child", rss, unit="B"))
+        rows.append(F.row("issue2", n, "looop", f"Ctrl-C → tree empty, {n} workers", stops))
+    F.guarded_block(rows, "issue2", n, lp, block)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Medians with min–max, and how they are printed."""
+from __future__ import annotations
+
+import statistics
+from typing import Any, Sequence
+
+
+def summary(samples: Sequence[float]) -> dict[str, Any]:
+    """{median, min, max, n, samples} of a list of numbers (seconds or bytes)."""
+    xs = [float(x) for x in samples]
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs),
+            "samples": xs}
+
+
+def fmt_time(s: float) -> str:
+    return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
+
+
+def fmt_bytes(b: float) -> str:
+    if abs(b) >= 1 << 20:
+        return f"{b / (1 << 20):.2f} MiB"
+    return f"{b / 1024:.0f} KiB"
+
+
+def fmt(summ: dict[str, Any] | None, unit: str = "s") -> str:
+    """`median [min–max]` in ms/s or KiB/MiB."""
+    if not summ:
+        return "—"
+    f = fmt_time if unit == "s" else fmt_bytes
+    if summ["n"] == 1 or summ["min"] == summ["max"]:
+        return f(summ["median"])
+    lo, hi = f(summ["min"]), f(summ["max"])
+    return f"{f(summ['median'])} [{lo.split()[0]}–{hi}]" if lo.split()[1] == hi.split()[1] \
+        else f"{f(summ['median'])} [{lo}–{hi}]"

@@ -1,0 +1,59 @@
+"""The bench cannot rot: `bench/run.py --quick` (looop only, N ≤ 2, 1 rep,
+2 MB streams) writes results of the documented shape and leaves nothing
+running. Never asserts a time."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+
+
+def tagged(tag: str, out: str) -> list[str]:
+    left = []
+    for p in psutil.process_iter(["cmdline", "environ", "status"]):
+        try:
+            if p.info["status"] == psutil.STATUS_ZOMBIE or p.pid == os.getpid():
+                continue
+            env = p.info["environ"] or {}
+            cl = " ".join(p.info["cmdline"] or [])
+            if env.get("LOOOP_BENCH_TAG") == tag or "looop-bench-" in cl and tag in cl:
+                left.append(f"{p.pid} {cl}")
+        except psutil.Error:
+            continue
+    return left
+
+
+def test_quick_bench_shape_and_no_leftovers(tmp_path: Path) -> None:
+    tag = f"smoke-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "out"
+    env = dict(os.environ, LOOOP_BENCH_TAG=tag)
+    env.pop("LOOOP_DATA_DIR", None)
+    r = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out)], env=env,
+                       capture_output=True, text=True, timeout=55)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    for k in ("machine", "peers", "rows", "ns", "reps", "interrupted", "leftovers"):
+        assert k in res, k
+    assert {"cores", "kernel", "python"} <= set(res["machine"])
+    assert res["quick"] is True and max(res["ns"]) <= 2 and res["reps"] == 1
+    assert res["stream_bytes"] == 2 << 20
+    assert list(res["peers"]) == ["looop"]
+    assert res["interrupted"] is False and res["leftovers"] == []
+    figures = {row["figure"] for row in res["rows"]}
+    assert {"list", "start", "memory", "cold", "stop", "restart", "capture", "pulse"} <= figures
+    for row in res["rows"]:
+        assert set(row) == {"figure", "n", "peer", "what", "unit", "stats", "failed", "extra"}
+        assert (row["stats"] is None) != (row["failed"] is None) or row["figure"] == "pulse", row
+        if row["stats"]:
+            s = row["stats"]
+            assert s["min"] <= s["median"] <= s["max"] and s["n"] == len(s["samples"]) >= 1
+    md = (out / "RESULTS.md").read_text()
+    assert "| figure | N | what | looop |" in md
+    assert tagged(tag, str(out)) == []
