@@ -388,3 +388,14 @@ def test_service_verbs_only_look(data_dir, args):
     r = run(*args)
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(data_dir)
+
+
+def test_help_pages_on_a_terminal_only(data_dir, tmp_path):
+    got = tmp_path / "paged"
+    pager = f"sh -c 'cat > {got}'"
+    out = run_on_pty(["help"], env_with(PAGER=pager))
+    assert "CONCEPTS" not in out and "CONCEPTS" in got.read_text()   # a terminal: through $PAGER
+    got.unlink()
+    assert "CONCEPTS" in run("help", env=env_with(PAGER=pager)).stdout  # a pipe: printed
+    assert not got.exists()
+    assert "CONCEPTS" in run_on_pty(["help"], env_with(PAGER="cat"))

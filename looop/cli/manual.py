@@ -87,13 +87,40 @@ def _doc(module: str) -> str:
     return textwrap.indent(textwrap.dedent(importlib.import_module(module).__doc__ or "").strip(), "  ")
 
 
+def control_text() -> str:
+    """The wire format from control.py's docstring, then the ops this very
+    version accepts (the root's dispatch table), so the list cannot go stale."""
+    from looop.tree.supervisor import OPS
+    ops = "Ops this version accepts: " + ", ".join(sorted(OPS)) + "."
+    return _doc("looop.tree.control") + "\n\n" + "\n".join(
+        textwrap.wrap(ops, 76, initial_indent="  ", subsequent_indent="  "))
+
+
+def page(text: str) -> None:
+    """Print `text`; on a terminal, through $PAGER (default `less`, which
+    quits at once when the text fits: LESS=FRX). PAGER= or cat disables it."""
+    import shutil
+    import subprocess
+    pager = os.environ.get("PAGER", "less")
+    if not sys.stdout.isatty() or not pager.strip() or pager.strip() == "cat" \
+            or shutil.which(pager.split()[0]) is None:
+        sys.stdout.write(text)
+        return
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    try:
+        subprocess.run(pager, shell=True, input=text.encode(), env=env, check=False)
+    except OSError:
+        sys.stdout.write(text)
+
+
 def manual() -> str:
     from importlib import resources
     from looop import __version__
     text = resources.files("looop").joinpath("manual.md").read_text(encoding="utf-8")
     parts = {"version": lambda: __version__, "verbs": verbs_text, "env": env_text,
              "titles": lambda: _doc("looop.tree.title"),
-             "control": lambda: _doc("looop.tree.control"), "paths": paths_text}
+             "control": control_text, "paths": paths_text}
     for key, fill in parts.items():
         text = text.replace("{{" + key + "}}", fill())
     return text
@@ -108,5 +135,5 @@ def cmd_help(argv: list[str]) -> int:
     if a.verb:
         from looop.cli.main import main
         return main([a.verb, "--help"])
-    sys.stdout.write(manual())
+    page(manual())
     return 0
