@@ -272,3 +272,13 @@ def test_prompt_file_substitution_and_clean_signals(data_dir, tmp_path):
     assert "=== RECENT JOURNAL ===" in read(fake.ctl, "via-file.md")
     assert fake.prompt() == ""  # nothing on stdin when {{prompt_file}} is used
     assert read(d, "reports", "sigign").split() == ["SigIgn:", "0000000000000000"]
+
+
+def test_a_sensor_leaving_a_background_child_does_not_hold_the_beat(data_dir, fake):
+    sensor(data_dir, "bg", "sleep 30 & echo '{\"signal\": 1}'")
+    t0 = time.monotonic()
+    r = tick("--json")
+    assert time.monotonic() - t0 < 5
+    sense_line = next(json.loads(ln) for ln in r.stdout.splitlines() if json.loads(ln)["event"] == "sense")
+    assert sense_line["msg"].startswith("1 sensors ok") and sense_line["secs"] < 2
+    assert json.loads(read(data_dir, "snapshots", "sensor-bg.json")) == {"signal": 1}

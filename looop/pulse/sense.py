@@ -86,23 +86,32 @@ def _start(d: str, name: str, env: Mapping[str, str]) -> _Run:
 
 
 def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
+    """Read every sensor's stdout until EOF, the cap, or the deadline.
+
+    Each sensor's exit is watched too (a pidfd, on Linux): a sensor that
+    leaves a background child holding its stdout would otherwise keep the
+    beat waiting until the deadline. When the leader exits, what it wrote is
+    drained and the pipe is closed; the group is killed in `_finish`."""
     sel = selectors.DefaultSelector()
     for r in runs:
         assert r.proc.stdout is not None
         os.set_blocking(r.proc.stdout.fileno(), False)
-        sel.register(r.proc.stdout.fileno(), selectors.EVENT_READ, r)
+        sel.register(r.proc.stdout.fileno(), selectors.EVENT_READ, ("out", r))
+        pidfd = _pidfd(r.proc.pid)
+        if pidfd is not None:
+            sel.register(pidfd, selectors.EVENT_READ, ("exit", r))
     try:
-        while sel.get_map():
+        while any(kind == "out" for kind, _ in (k.data for k in sel.get_map().values())):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             for key, _ in sel.select(left):
-                r = key.data
-                chunk = os.read(key.fd, 1 << 16)
-                r.seen += len(chunk)
-                if chunk and r.seen <= cap:
-                    r.buf += chunk
-                if not chunk or r.seen > cap:  # EOF, or over the cap: stop reading
+                kind, r = key.data
+                if kind == "exit":
+                    sel.unregister(key.fd)
+                    os.close(key.fd)
+                    _drain(sel, r, cap)
+                elif not _read(r, key.fd, cap):
                     sel.unregister(key.fd)
                     if r.seen > cap:
                         runner.kill_group(r.proc, 0)
@@ -112,7 +121,42 @@ def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
             except subprocess.TimeoutExpired:
                 pass
     finally:
+        for key in list(sel.get_map().values()):
+            if key.data[0] == "exit":
+                os.close(key.fd)
         sel.close()
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+
+
+def _read(r: _Run, fd: int, cap: int) -> bool:
+    """One read; False at EOF or once over the cap (stop reading)."""
+    try:
+        chunk = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return True
+    r.seen += len(chunk)
+    if chunk and r.seen <= cap:
+        r.buf += chunk
+    return bool(chunk) and r.seen <= cap
+
+
+def _drain(sel: selectors.BaseSelector, r: _Run, cap: int) -> None:
+    """The leader exited: take what is already in its pipe, then stop."""
+    assert r.proc.stdout is not None
+    fd = r.proc.stdout.fileno()
+    if fd not in sel.get_map():
+        return
+    while True:
+        before = r.seen
+        if not _read(r, fd, cap) or r.seen == before:
+            break
+    sel.unregister(fd)
 
 
 def _finish(d: str, r: _Run, cap: int) -> None:
