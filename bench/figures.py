@@ -142,44 +142,70 @@ def guarded_block(rows: Rows, figure: str, n: int | None, peer: Peer, fn: Callab
 # -- the pulse (looop only) -------------------------------------------------
 
 SENSOR = "#!/bin/sh\nsleep 0.2\necho '{\"signal\": \"steady\"}'\n"
+RUNNER = ("cat > /dev/null; echo call >> {calls}; printf '%s' "
+          "'{{\"action\":\"noop\",\"reason\":\"bench\",\"journal\":\"bench beat\"}}' > .decision.json")
+IN_PROCESS = """
+import io, json, os, sys, time
+from looop.pulse.loop import one_beat
+from looop.ui.out import Printer
+d, reps = sys.argv[1], int(sys.argv[2])
+out = Printer(json=True, stream=io.StringIO())
+one_beat(d, out)  # the world is new: decides and records the hash
+xs = []
+for _ in range(reps):
+    t0 = time.perf_counter(); one_beat(d, out); xs.append(time.perf_counter() - t0)
+print(json.dumps(xs))
+"""
 
 
-def pulse_beats(peer: Any, reps: int, rows: Rows) -> None:
-    """A no-change beat with 20 sensors of 0.2 s (wall, runner calls), and a
-    beat with a scripted fake runner that writes one noop decision."""
+def pulse_dir(peer: Any, calls: str) -> str:
+    """A data dir with 20 sensors of 0.2 s and a fake runner that counts its
+    calls and writes one noop decision (no seeding: `.seeded` is present)."""
+    import json
     d = peer.fresh_dir("pulse")
-    calls = os.path.join(d, "..", os.path.basename(d) + ".calls")
     os.makedirs(os.path.join(d, "sensors"), exist_ok=True)
+    open(os.path.join(d, ".seeded"), "w").close()
     for i in range(20):
         p = os.path.join(d, "sensors", f"s{i:02d}.sh")
         with open(p, "w") as f:
             f.write(SENSOR)
         os.chmod(p, 0o755)
-    tick = (f"echo call >> {calls}; printf '%s' "
-            "'{\"action\":\"noop\",\"reason\":\"bench\",\"journal\":\"bench beat\"}' > .decision.json")
-    import json
     with open(os.path.join(d, "looop.json"), "w") as f:
         json.dump({"default": "fake", "runners": {"fake": {
-            "tick": tick, "interactive": "bash {{prompt_file}}"}}}, f)
-    peer.d = d
-    # first beat: world is new → the fake runner decides (timed: "decide beat")
-    decide, nochange = [], []
-    for i in range(reps):
-        # a goal edit changes the world hash, so the runner is called
-        with open(os.path.join(d, "goals", "bench.md") if os.path.isdir(os.path.join(d, "goals"))
-                  else os.path.join(d, "bench-goal.md"), "w") as f:
-            f.write(f"# bench goal {i}\n")
-        dt, _ = peer.tick()
-        decide.append(dt)
-    n_before = _count(calls)
+            "tick": RUNNER.format(calls=calls), "interactive": "bash {{prompt_file}}"}}}, f)
+    return d
+
+
+def pulse_beats(peer: Any, reps: int, rows: Rows) -> None:
+    """No-change beats with 20 sensors of 0.2 s — `looop tick` end to end and
+    in-process `one_beat` (no interpreter start) — and deciding beats with
+    the fake runner (`.last-tick-hash` removed before each)."""
+    import json
+    calls = os.path.join(peer.tmp, f"pulse-calls-{peer.seq + 1}")
+    peer.d = pulse_dir(peer, calls)
+    peer.tick()  # first beat: the world is new, the runner decides
+    n0 = _count(calls)
+    nochange = [peer.tick()[0] for _ in range(reps)]
+    rows.append(row("pulse", 20, peer.name, "no-change beat, 20 sensors × 0.2 s (`looop tick`)",
+                    nochange, runner_calls=_count(calls) - n0))
+    n0 = _count(calls)
+    _, r = timed([peer.py, "-c", IN_PROCESS, peer.d, str(reps)], peer.env(), timeout=120)
+    rows.append(row("pulse", 20, peer.name, "no-change beat, 20 sensors × 0.2 s (in-process one_beat)",
+                    json.loads(r.stdout), runner_calls=_count(calls) - n0))
+    decide = []
+    n0 = _count(calls)
     for _ in range(reps):
-        dt, _ = peer.tick()
-        nochange.append(dt)
-    runner_calls = _count(calls) - n_before
-    rows.append(row("pulse", 20, peer.name, "beat with the fake runner", decide,
-                    runner_calls=_count(calls) - 0 - runner_calls))
-    rows.append(row("pulse", 20, peer.name, "no-change beat, 20 sensors × 0.2 s", nochange,
-                    runner_calls=runner_calls))
+        try:
+            os.unlink(os.path.join(peer.d, ".last-tick-hash"))
+        except FileNotFoundError:
+            pass
+        decide.append(peer.tick()[0])
+    rows.append(row("pulse", 20, peer.name, "deciding beat, fake runner (`looop tick`)", decide,
+                    runner_calls=_count(calls) - n0))
+    floor = ["sh", "-c", " ".join(f"{os.path.join(peer.d, 'sensors', s)} >/dev/null &"
+                                  for s in sorted(os.listdir(os.path.join(peer.d, "sensors")))) + " wait"]
+    rows.append(row("pulse", 20, "floor", "sh starts the same 20 sensors and waits",
+                    [timed(floor, peer.env())[0] for _ in range(reps)]))
 
 
 def _count(path: str) -> int:

@@ -242,7 +242,7 @@ def _pulse(lp: Looop, a: argparse.Namespace, rows: list[dict[str, Any]]) -> None
     r = subprocess.run([lp.bin, "tick", "--help"], capture_output=True, text=True)
     if r.returncode != 0:
         why = "`looop tick` is not implemented yet: " + (r.stderr.strip().splitlines() or ["?"])[-1]
-        for what in ("no-change beat, 20 sensors × 0.2 s", "beat with the fake runner"):
+        for what in ("no-change beat, 20 sensors × 0.2 s (`looop tick`)", "deciding beat, fake runner (`looop tick`)"):
             rows.append(F.row("pulse", 20, "looop", what, failed=why))
         return
     before = len(rows)
