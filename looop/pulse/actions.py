@@ -326,7 +326,8 @@ ACTIONS: dict[str, Action] = {
     "write_playbook": Action((("body", "text"),), _write_playbook,
                              "replace PLAYBOOK.md (the previous one is kept)"),
     "start_worker": Action((("id", "session"), ("prompt", "text")), _start_worker,
-                           "hands-on multi-step work: start an agent worker with a brief",
+                           "hands-on multi-step work: start an agent worker with a self-contained brief "
+                           "(`command` overrides the runner and must contain {{prompt_file}})",
                            optional=(("command", "command"),)),
     "steer_session": Action((("id", "session"), ("input", "str")), _steer,
                             "type a line (+ Enter) into a live worker"),

@@ -100,10 +100,10 @@ def run_beat(b: Beat) -> Outcome:
         events.emit(b.d, "world_unchanged", hash=w.hash)
         return Outcome("skip", "world unchanged", workers_alive=alive)
     over = _over_budget(b)
-    if over:
-        return Outcome("budget", over, workers_alive=alive)
-    o = _decide_and_act(b, w.prompt(b.d), w.hash)
+    o = Outcome("budget", over) if over else _decide_and_act(b, w.prompt(b.d), w.hash)
     o.workers_alive = alive or o.acted
+    # whatever the decider did (or failed to do), a changed world with a
+    # flagged worker is shown to the human
     surface.surface(b.d, w.rows, b.out, child_env(b))
     return o
 
