@@ -39,3 +39,27 @@ def test_second_root_refuses_with_pid(tree):
     assert r.returncode == 1
     assert f"already running (pid {tree.pid})" in r.stderr
     assert "looop watch pulse" in r.stderr
+
+
+def test_a_data_dir_with_spaces_and_many_quick_workers(tmp_path, monkeypatch):
+    """Titles keep a data dir with spaces intact (it is last in the title), and
+    every worker's final status is the one its child reported, even when many
+    end at once (the link's last words are read before the sentinel's)."""
+    from conftest import assert_no_leftovers, use_profile
+    d = use_profile(monkeypatch, str(tmp_path / "my data  dir"))
+    t = Tree(d)
+    try:
+        for i in range(8):
+            run("start-session", f"q{i}", "x", "--command", f"exit {10 + i}; : {{{{prompt_file}}}}",
+                check=True)
+        for i in range(8):
+            assert run("wait", f"q{i}", "--timeout", "20s").returncode == 10 + i
+        rows = {r["id"]: r for r in ls()}
+        assert rows["pulse"]["alive"] and rows["pulse"]["state"] == "running"
+        for i in range(8):
+            assert (rows[f"q{i}"]["state"], rows[f"q{i}"]["exit_code"]) == ("exited", 10 + i)
+        ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+        assert f"looop: pulse [running] {d}" in ps
+    finally:
+        assert t.stop() == 0
+    assert_no_leftovers(d)

@@ -5,7 +5,6 @@ Pure functions of the environment; nothing here touches the disk except
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -77,6 +76,7 @@ def socket_path(d: str) -> str:
     p = os.path.join(d, SOCKET_NAME)
     if len(os.fsencode(p)) <= _SUN_PATH_MAX:
         return p
+    import hashlib  # rare path: kept off the import cost of every verb
     h = hashlib.sha256(os.fsencode(d)).hexdigest()[:16]
     base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
     return os.path.join(base, f"looop-{os.getuid()}-{h}.sock")

@@ -10,7 +10,6 @@ output.log  — raw PTY bytes. Rotated at LOOOP_LOG_MAX_BYTES into output.log.1;
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from datetime import datetime, timezone
 from enum import Enum
@@ -70,6 +69,7 @@ def exists(d: str, sid: str) -> bool:
 
 
 def remove(d: str, sid: str) -> None:
+    import shutil  # (imports bz2 and lzma: kept off `ls`)
     shutil.rmtree(paths.session_dir(d, sid), ignore_errors=True)
 
 

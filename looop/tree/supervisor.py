@@ -310,6 +310,9 @@ class Root:
             self.sel.unregister(fd)  # the sentinel reports the death itself
             del self.by_fd[fd]
             return
+        self._on_link_msg(kid, msg)
+
+    def _on_link_msg(self, kid: Kid, msg: tuple) -> None:
         if msg[0] == "status":
             self._on_status(kid, msg[1])
         elif msg[0] == "reply":
@@ -349,6 +352,15 @@ class Root:
         sid = kid.spec.sid
         if self.kids.get(sid) is not kid:
             return
+        if kid.conn.fileno() in self.by_fd:
+            # the sentinel may be seen before the link's last words (the final
+            # status, replies): read them first, or we would record a death
+            # over an exit the child reported
+            try:
+                while kid.conn.poll(0):
+                    self._on_link_msg(kid, kid.conn.recv())
+            except (EOFError, OSError):
+                pass
         del self.kids[sid]
         for fobj in (kid.proc.sentinel, kid.conn.fileno()):
             try:
