@@ -158,3 +158,38 @@ def test_stopping_the_tree_mid_beat_leaves_no_runner(data_dir, tmp_path):
     wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
                                for p in pids), 5, "the runner and its child to be gone")
     assert "Traceback" not in t.output()
+
+
+def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
+    import shutil
+    import subprocess
+    import pytest
+    if not shutil.which("tmux"):
+        pytest.skip("tmux not installed")
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"), interactive=WORKER)
+    tmux_dir = tmp_path / "tmux"
+    tmux_dir.mkdir()
+    env = fast_env(LOOOP_TMUX_SURFACE="1", TMUX_TMPDIR=str(tmux_dir))
+    env.pop("TMUX", None)
+
+    def tmux(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["tmux", *args], env=env, capture_output=True, text=True, timeout=10)
+    assert tmux("new-session", "-d", "-s", "looop-test", "sleep 300").returncode == 0
+    t = Tree(d, env=env)
+    try:
+        fake.queue({"action": "start_worker", "id": "w1", "prompt": "p"})
+        force_decide(d)
+        wait_until(lambda: (x := row("w1")) and x["alive"], 15, "w1 live")
+        run("flag", "w1", "look at me", check=True)
+        wait_until(lambda: "⚑w1" in tmux("list-windows", "-a", "-F", "#{window_name}").stdout, 15,
+                   "a tmux window for the flagged worker")
+        n = len(fake.calls())
+        force_decide(d)  # another changed-world beat with the same flag: no second window
+        wait_until(lambda: len(fake.calls()) > n and "NEEDS YOU" in t.output().split("deciding")[-1],
+                   15, "another deciding beat")
+        windows = tmux("list-windows", "-a", "-F", "#{window_name}").stdout.split()
+        assert windows.count("⚑w1") == 1
+    finally:
+        t.stop(signal.SIGTERM)
+        tmux("kill-server")

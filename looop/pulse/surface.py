@@ -54,7 +54,9 @@ def _tmux(d: str, rows: list[dict[str, Any]], env: dict[str, str]) -> None:
         if f"{r['id']}\t{r.get('note')}" in seen:
             continue
         try:
-            done = subprocess.run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", attach_cmd(d, r["id"])],
+            # absolute paths: the tmux server's PATH and profile need not be ours
+            cmd = f"LOOOP_DATA_DIR={shlex.quote(d)} {shlex.quote(paths.looop_bin())} attach {r['id']}"
+            done = subprocess.run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", cmd],
                                   env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, timeout=5)
         except (OSError, subprocess.TimeoutExpired):
