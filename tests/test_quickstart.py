@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -34,8 +35,7 @@ def test_quick_start_commands_are_unchanged_and_ci_runs_the_test_command():
         assert TEST_COMMAND in f.read().splitlines()
 
 
-@pytest.mark.skipif(subprocess.run(["which", "tmux"], capture_output=True).returncode != 0,
-                    reason="tmux is not installed")
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_quick_start_in_a_clean_home_inside_tmux(tmp_path):
     home, project = tmp_path / "home", tmp_path / "project"
     home.mkdir()
@@ -44,8 +44,7 @@ def test_quick_start_in_a_clean_home_inside_tmux(tmp_path):
     assert os.path.samefile(project / ".venv" / "bin" / "looop", BIN)
     d = str(home / ".local" / "state" / "looop")
     path = "/usr/bin:/bin"  # a new user: no venv activated, no LLM CLI
-    if any(subprocess.run(["which", c], capture_output=True, env={"PATH": path}).returncode == 0
-           for c in LLM_CLIS):
+    if any(shutil.which(c, path=path) for c in LLM_CLIS):
         pytest.skip("an LLM CLI is installed in /usr/bin: looop would not pick the rules runner")
     env = {"HOME": str(home), "PATH": path, "TERM": "xterm-256color", "LANG": "C.UTF-8",
            "USER": os.environ.get("USER", "user"), "SHELL": "/bin/bash"}

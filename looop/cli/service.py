@@ -4,7 +4,7 @@
 `looop.cli.completion`; this module is the verb table's entry point for the
 three, and owns the systemd unit (SPEC §8) itself. Nothing here is on a hot
 path except `looop config --ids`, which the completion scripts call on TAB:
-it reads process titles straight from /proc and imports nothing else.
+it reads process titles straight from /proc (no psutil, no verb modules).
 """
 from __future__ import annotations
 
