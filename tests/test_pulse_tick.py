@@ -140,7 +140,7 @@ def test_ten_slow_sensors_run_concurrently(data_dir, fake):
     r = tick("--json")
     sense_line = next(json.loads(ln) for ln in r.stdout.splitlines() if json.loads(ln)["event"] == "sense")
     assert sense_line["msg"].startswith("10 sensors ok")
-    assert 0.9 <= sense_line["secs"] < 2.5, sense_line
+    assert 0.9 <= sense_line["secs"] < 4, sense_line  # about 1 s, not 10 (slack for a loaded box)
 
 
 BAD = [
@@ -278,7 +278,7 @@ def test_a_sensor_leaving_a_background_child_does_not_hold_the_beat(data_dir, fa
     sensor(data_dir, "bg", "sleep 30 & echo '{\"signal\": 1}'")
     t0 = time.monotonic()
     r = tick("--json")
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 10
     sense_line = next(json.loads(ln) for ln in r.stdout.splitlines() if json.loads(ln)["event"] == "sense")
-    assert sense_line["msg"].startswith("1 sensors ok") and sense_line["secs"] < 2
+    assert sense_line["msg"].startswith("1 sensors ok") and sense_line["secs"] < 4  # not the 60 s timeout
     assert json.loads(read(data_dir, "snapshots", "sensor-bg.json")) == {"signal": 1}
