@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -26,6 +27,23 @@ from test_readme import LLM_CLIS, blocks
 QUICK_START = "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/looop"
 TEST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest -q"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def example_session(d: str) -> tuple[list[re.Pattern], list[re.Pattern]]:
+    """The README's example session as patterns (time, pids, numbers, the
+    data dir abstracted): the lines up to the first `next beat` (the rest
+    needs a minute), and the lines after ^C."""
+    text = next(b for b in blocks() if b.lang == "text" and b.code.startswith("$ looop\n")).code
+    first, after = [], []
+    target = first
+    for ln in text.splitlines()[1:]:
+        if ln == "^C":
+            target = after
+            continue
+        msg = re.escape(ln.split("] ", 1)[1]).replace(re.escape("~/.local/state/looop"), re.escape(d))
+        target.append(re.compile(re.sub(r"\d+", r"\\d+", msg)))
+    cut = next(i for i, p in enumerate(first) if "next\\ beat" in p.pattern)
+    return first[:cut + 1], after
 
 
 def test_quick_start_commands_are_unchanged_and_ci_runs_the_test_command():
@@ -79,6 +97,9 @@ def test_quick_start_in_a_clean_home_inside_tmux(tmp_path):
             assert os.path.isfile(os.path.join(d, "goals", goal))
         wait_until(lambda: "deciding with rules" in pane(), 15, "the first beat to ask the rules runner")
         wait_until(lambda: "✓ noop" in pane(), 15, "its decision (no goal has `run:`)")
+        start_lines, stop_lines = example_session(d)
+        for pat in start_lines:  # the README's example session is what a user sees
+            wait_until(lambda p=pat: p.search(pane()), 5, f"README example line /{pat.pattern}/")
         rows = json.loads(subprocess.run([BIN, "ls", "--json"], capture_output=True, text=True,
                                          env=env, timeout=20, check=True).stdout)
         assert rows and rows[0]["id"] == "pulse" and rows[0]["alive"]
@@ -89,6 +110,8 @@ def test_quick_start_in_a_clean_home_inside_tmux(tmp_path):
         tmux("send-keys", "C-c")
         wait_until(lambda: "pulse stopped" in pane(), 10, "looop to stop on Ctrl-C")
         wait_until(lambda: pane().rstrip().endswith("qs$"), 5, "the prompt back")
+        for pat in stop_lines:
+            assert pat.search(pane()), f"README example line /{pat.pattern}/ not on screen"
         assert "Traceback" not in pane()
         wait_until(lambda: not tree_processes(d), 3, "every process of the tree to be gone")
         assert time.monotonic() - began < 8
