@@ -112,6 +112,8 @@ def check_runner(c: Ctx) -> Result:
 def check_data_dir(c: Ctx) -> Result:
     import tempfile
     d = c.d
+    if os.path.exists(d) and not os.path.isdir(d):
+        return "fail", "data dir", f"{d} exists but is not a directory"
     if not os.path.isdir(d):
         parent = d
         while not os.path.isdir(parent):
