@@ -164,3 +164,45 @@ def test_notify_address(value, addr):
 def test_watchdog_interval(usec, pid, every):
     from looop.tree.notify import watchdog_interval
     assert watchdog_interval(usec, pid, 42) == every
+
+
+def test_the_printed_unit_runs_under_an_emulated_systemd(data_dir, tmp_path):
+    """Start exactly what `looop systemd` prints: its ExecStart with only its
+    Environment= lines (plus what systemd itself adds), stdout a pipe as for
+    the journal. READY=1, then a beat's STATUS=, NDJSON only, and SIGTERM ends
+    it inside TimeoutStopSec with STOPPING=1."""
+    import json
+    import shlex
+    import subprocess
+    unit = run("systemd", "--user", check=True).stdout
+    fields: dict[str, list[str]] = {}
+    for ln in unit.splitlines():
+        if "=" in ln and not ln.startswith(("#", "[")):
+            k, v = ln.split("=", 1)
+            fields.setdefault(k, []).append(v)
+    argv = [w.replace("$$", "$").replace("%%", "%") for w in shlex.split(fields["ExecStart"][0])]
+    env = dict(kv.replace("%%", "%").split("=", 1) for kv in
+               (shlex.split(e)[0] for e in fields["Environment"]))
+    assert env["LOOOP_DATA_DIR"] == data_dir
+    path = str(tmp_path / "notify.sock")
+    sd = FakeSystemd(path)
+    env.update(NOTIFY_SOCKET=path, HOME=str(tmp_path), LANG="C.UTF-8",
+               WATCHDOG_USEC=str(int(fields["WatchdogSec"][0]) * 1_000_000))
+    log = open(tmp_path / "journal", "wb")
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        sd.wait_for(lambda m: "READY=1" in m.split("\n"), 15, "READY=1")
+        sd.wait_for(lambda m: m.startswith("STATUS=") and "pulse running" not in m, 15, "a beat's STATUS=")
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(int(fields["TimeoutStopSec"][0])) == 0
+        assert time.monotonic() - began < int(fields["TimeoutStopSec"][0])
+        sd.wait_for(lambda m: m == "STOPPING=1", 1, "STOPPING=1")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+        sd.close()
+    lines = (tmp_path / "journal").read_text().splitlines()
+    assert lines and all(json.loads(ln)["event"] for ln in lines), lines
