@@ -412,3 +412,11 @@ def test_help_pages_on_a_terminal_only(data_dir, tmp_path):
     assert "CONCEPTS" in run("help", env=env_with(PAGER=pager)).stdout  # a pipe: printed
     assert not got.exists()
     assert "CONCEPTS" in run_on_pty(["help"], env_with(PAGER="cat"))
+
+
+def test_the_manual_ships_as_package_data():
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.cfg"))
+    shipped = [x.strip() for x in cfg["options.package_data"]["looop"].split(",")]
+    assert "manual.md" in shipped
