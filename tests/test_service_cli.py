@@ -57,7 +57,7 @@ def test_doctor_fresh_profile_is_healthy_on_the_rules_runner(data_dir, tmp_path)
 
 def test_doctor_reports_a_missing_runner(data_dir, tmp_path):
     os.makedirs(data_dir)
-    cfg = {"default": "mybot", "runners": {"mybot": {"tick": "no-such-llm-cli -p",
+    cfg = {"default": "mybot", "runners": {"mybot": {"tick": "MODEL=x no-such-llm-cli -p",
                                                       "interactive": "no-such-llm-cli {{prompt_file}}"}}}
     with open(os.path.join(data_dir, "looop.json"), "w") as f:
         json.dump(cfg, f)

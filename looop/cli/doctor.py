@@ -80,6 +80,7 @@ def check_config(c: Ctx) -> Result:
 
 def check_runner(c: Ctx) -> Result:
     """The default runner's program must be on PATH (`rules` is built in)."""
+    import re
     import shlex
     import shutil
     from looop.errors import LooopError
@@ -93,9 +94,9 @@ def check_runner(c: Ctx) -> Result:
     tick = r.get("tick", "")
     if not tick:
         return "fail", "runner", f"runner {name!r} has no 'tick' command in {c.config_path}"
-    try:
-        prog = shlex.split(tick)[0]
-    except (ValueError, IndexError):
+    try:  # the program: the first word that is not a VAR=value assignment
+        prog = next(w for w in shlex.split(tick) if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", w))
+    except (ValueError, StopIteration):
         return "fail", "runner", f"runner {name!r}: cannot parse its tick command {tick!r}"
     if prog in ("$LOOOP_BIN", "${LOOOP_BIN}"):
         llms = [n for n in config.DETECT_ORDER if shutil.which(n)]
