@@ -162,6 +162,16 @@ def test_color_rules(data_dir, env, on_tty, on_pipe):
     assert ("\x1b[" in run("doctor", env=e).stdout) is on_pipe
 
 
+@pytest.mark.parametrize("force, colored", [(None, False), ("1", True)])
+def test_the_loops_own_stream_follows_the_color_rules(data_dir, force, colored):
+    """`looop` to a file: plain, unless LOOOP_COLOR=1 (its pulse lines too)."""
+    t = Tree(data_dir, env=env_with(NO_COLOR=None, LOOOP_COLOR=force))
+    wait_until(lambda: "next beat in" in t.output(), 15, "the first beat to end")
+    t.stop()
+    pulse_lines = [ln for ln in t.output().splitlines() if "next beat in" in ln]
+    assert all(("\x1b[" in ln) is colored for ln in pulse_lines), pulse_lines
+
+
 def test_json_stream_never_has_escapes(data_dir):
     t = Tree(data_dir, args=("--json",), env=env_with(LOOOP_COLOR="1", NO_COLOR=None))
     # a whole beat, so the stream holds the pulse's lines too (stopping the
