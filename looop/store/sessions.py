@@ -78,19 +78,25 @@ def log_path(d: str, sid: str) -> str:
 
 
 class _LogView:
-    """output.log(.1) opened consistently with status.json's `log_base`: the
-    inodes recorded next to it (`log_ino`, `log1_ino`) must be the files we
-    opened, else a rotation is in flight and we look again. Open fds keep
-    reading the right bytes even if a rotation happens meanwhile."""
+    """output.log(.1) opened consistently with status.json's `log_base`.
+
+    The child rotates (rename, new file) and then publishes the new base with
+    the files' inodes (`log_ino`, `log1_ino`). A view is consistent when the
+    files we opened carry the recorded inodes *and* the log fields did not
+    change while we opened them: inodes alone can be reused two rotations
+    later, but the child publishes after every rotation, so an unchanged
+    status across the open rules that out. Open fds keep reading the right
+    bytes even if a rotation happens afterwards."""
 
     def __init__(self, d: str, sid: str):
         cur = log_path(d, sid)
         for _ in range(50):
-            st = read_status(d, sid)
-            self.base = int(st.get("log_base") or 0)
+            before = _log_fields(read_status(d, sid))
             self.f0, self.f1 = _open(cur), _open(cur + ".1")
-            if _ino(self.f0) == st.get("log_ino", _ino(self.f0)) and \
-                    (self.f1 is None or _ino(self.f1) == st.get("log1_ino", _ino(self.f1))):
+            after = _log_fields(read_status(d, sid))
+            self.base = int(after[0] or 0)
+            if before == after and after[1] in (None, _ino(self.f0)) and \
+                    (self.f1 is None or after[2] in (None, _ino(self.f1))):
                 return
             self.close()
             time.sleep(0.002)
@@ -103,6 +109,10 @@ class _LogView:
         for f in (self.f0, self.f1):
             if f is not None:
                 f.close()
+
+
+def _log_fields(st: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return st.get("log_base"), st.get("log_ino"), st.get("log1_ino")
 
 
 def _open(path: str) -> Any:
