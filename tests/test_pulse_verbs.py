@@ -81,3 +81,11 @@ def test_bad_config_is_one_clear_line(data_dir):
         assert r.returncode == 0 and f"looop {verb}" in r.stdout
     r = run("tick", "--bogus")
     assert r.returncode == 1 and r.stderr.startswith("looop tick: ")
+
+
+def test_runner_without_a_tick_command(data_dir):
+    os.makedirs(data_dir)
+    with open(os.path.join(data_dir, "looop.json"), "w") as f:
+        json.dump({"default": "mine", "runners": {"mine": {"interactive": "x {{prompt_file}}"}}}, f)
+    r = run("tick")
+    assert r.returncode == 1 and "runner 'mine' has no 'tick' command" in r.stdout

@@ -57,10 +57,12 @@ def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False) -> Any:
     failed beat (named in the line), not a crash."""
     from looop.errors import LooopError
     from looop.pulse.beat import Beat, Outcome, run_beat
-    from looop.store import config
+    from looop.store import config, paths
     try:
         cfg = config.load(d)
-        config.runner(cfg, None)
+        name, r = config.runner(cfg, None)
+        if not isinstance(r.get("tick"), str) or not r["tick"].strip():
+            raise LooopError(f"runner {name!r} has no 'tick' command (config {paths.config_path(d)})")
     except LooopError as e:
         out.line("error", "tick.failed", f"decision failed: {e}")
         return Outcome("failed", str(e))
