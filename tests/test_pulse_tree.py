@@ -8,7 +8,7 @@ import os
 import signal
 
 from conftest import Tree, ls, run, wait_until
-from fakes import isolated_home, force_decide, read, sensor, setup_fake
+from fakes import bump_world, isolated_home, read, sensor, setup_fake
 
 from looop.store.prompts import contract
 
@@ -50,7 +50,7 @@ def test_worker_moves_through_a_running_tree(data_dir, tmp_path):
 
         def move(decision: dict, journaled: str) -> None:
             fake.queue(decision)
-            force_decide(d)
+            bump_world(d)
             wait_until(lambda: journal_has(d, journaled), 15, f"the journal to say {journaled!r}")
 
         move({"action": "start_worker", "id": "w1", "prompt": "do the thing"}, "started worker w1")
@@ -179,13 +179,13 @@ def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
     t = Tree(d, env=env)
     try:
         fake.queue({"action": "start_worker", "id": "w1", "prompt": "p"})
-        force_decide(d)
+        bump_world(d)
         wait_until(lambda: (x := row("w1")) and x["alive"], 15, "w1 live")
         run("flag", "w1", "look at me", check=True)
         wait_until(lambda: "⚑w1" in tmux("list-windows", "-a", "-F", "#{window_name}").stdout, 15,
                    "a tmux window for the flagged worker")
         n = len(fake.calls())
-        force_decide(d)  # another changed-world beat with the same flag: no second window
+        bump_world(d)  # another changed-world beat with the same flag: no second window
         wait_until(lambda: len(fake.calls()) > n and "NEEDS YOU" in t.output().split("deciding")[-1],
                    15, "another deciding beat")
         windows = tmux("list-windows", "-a", "-F", "#{window_name}").stdout.split()

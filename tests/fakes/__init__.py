@@ -92,3 +92,20 @@ def force_decide(d: str) -> None:
         os.unlink(os.path.join(d, ".last-tick-hash"))
     except FileNotFoundError:
         pass
+
+
+def bump_world(d: str) -> None:
+    """Change the world (a goal file's body) so the next beat decides.
+
+    With a live pulse, prefer this to `force_decide`: a beat in flight may
+    write its hash after the deletion and the change would be lost, while a
+    changed goal is seen by the next beat whatever happens in between."""
+    path = os.path.join(d, "goals", "bump.md")
+    try:
+        n = int(open(path).read().split()[-1]) + 1
+    except (FileNotFoundError, ValueError, IndexError):
+        n = 1
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"test bump {n}\n")
+    os.replace(path + ".tmp", path)
