@@ -165,3 +165,23 @@ def test_start_session_needs_a_running_tree_even_with_stale_files(data_dir):
         f.write("999999\n")  # a holder that does not exist
     err = one_line_error(run("start-session", "w", "x"), "start-session")
     assert "start it with `looop`" in err
+
+
+def test_a_data_dir_too_long_for_a_socket_path(tmp_path, monkeypatch):
+    from conftest import assert_no_leftovers, use_profile
+    d = use_profile(monkeypatch, str(tmp_path / ("long-" + "x" * 60) / ("y" * 60) / "data"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    sock = paths.socket_path(d)
+    assert not sock.startswith(d) and len(sock.encode()) < 100
+    assert oct(os.stat(os.path.dirname(sock)).st_mode & 0o777) == "0o700"
+    t = Tree(d)
+    try:
+        assert f"control socket at {sock}" in t.output()
+        assert oct(os.stat(sock).st_mode & 0o777) == "0o600"
+        t.start("w", "exec cat")
+        run("send", "w", "through-the-fallback", check=True)
+        run("expect", "w", "through-the-fallback", "--timeout", "10s", check=True)
+    finally:
+        assert t.stop() == 0
+    assert not os.path.exists(sock)
+    assert_no_leftovers(d)

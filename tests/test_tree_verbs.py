@@ -281,3 +281,24 @@ def test_pid_reuse_a_stale_status_is_not_a_live_session(t):
     r = run("kill", "ghost")
     assert r.returncode == 1 and "not running" in r.stderr
     assert alive(os.getpid())
+
+
+def test_ls_watch_redraws_until_interrupted(t):
+    import signal
+    p = subprocess.Popen([BIN, "ls", "--watch", "--interval", "100ms"], stdout=subprocess.PIPE)
+    got = b""
+    try:
+        os.set_blocking(p.stdout.fileno(), False)
+        deadline = time.monotonic() + 10
+        while got.count(b"\npulse ") < 3 and time.monotonic() < deadline:
+            chunk = p.stdout.read()
+            got += chunk or b""
+            if not chunk:
+                time.sleep(0.02)
+        assert got.count(b"\npulse ") >= 3  # three frames, each with its header and the pulse
+        p.send_signal(signal.SIGINT)
+        assert p.wait(5) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

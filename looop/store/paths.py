@@ -71,14 +71,21 @@ def lock_path(d: str) -> str:
 
 
 def socket_path(d: str) -> str:
-    """The control socket; falls back to a hashed name under $XDG_RUNTIME_DIR
-    (or /tmp) when the data-dir path is too long for a Unix socket."""
+    """The control socket; falls back to a hashed name in a private dir
+    ($XDG_RUNTIME_DIR, else /tmp/looop-<uid>, created 0700) when the data-dir
+    path is too long for a Unix socket. Raises UsageError if that dir is not
+    private to us."""
     p = os.path.join(d, SOCKET_NAME)
     if len(os.fsencode(p)) <= _SUN_PATH_MAX:
         return p
     import hashlib  # rare path: kept off the import cost of every verb
     h = hashlib.sha256(os.fsencode(d)).hexdigest()[:16]
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join("/tmp", f"looop-{os.getuid()}")
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        st = os.stat(base)
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise UsageError(f"{base} is not private to this user; cannot put the control socket there")
     return os.path.join(base, f"looop-{os.getuid()}-{h}.sock")
 
 

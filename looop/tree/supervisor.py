@@ -98,6 +98,10 @@ class Root:
         title.set_title("root", "root", "running", False, self.d)
         self.listener = control.listen(self.d)
         self.sel.register(self.listener, selectors.EVENT_READ, self._on_accept)
+        sock = paths.socket_path(self.d)
+        if os.path.dirname(sock) != self.d:
+            self.out.line("info", "root.socket", f"data dir path too long for a Unix socket: "
+                          f"control socket at {sock}", socket=sock)
         self._setup_signals()
         ptycmd.set_subreaper_and_pdeathsig(0)
         self._bury_stale_sessions()
