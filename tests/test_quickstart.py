@@ -22,7 +22,7 @@ import pytest
 
 from conftest import BIN, tree_processes
 from conftest import wait_until as _wait
-from test_readme import LLM_CLIS, blocks
+from test_readme import LLM_CLIS, blocks, kill_tmux
 
 QUICK_START = "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/looop"
 TEST_COMMAND = "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest -q"
@@ -116,6 +116,6 @@ def test_quick_start_in_a_clean_home_inside_tmux(tmp_path):
         wait_until(lambda: not tree_processes(d), 3, "every process of the tree to be gone")
         assert time.monotonic() - began < 8
     finally:
-        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
+        kill_tmux(sock)
         for p in tree_processes(d):
             p.kill()

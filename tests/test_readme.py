@@ -190,6 +190,18 @@ def test_inline_commands_name_real_verbs_and_flags():
                 assert w.split("=")[0] in flags, f"README: `{span}` — {verb} has no flag {w}"
 
 
+def kill_tmux(sock: str) -> None:
+    """Stop a private tmux server and remove its socket file (tmux 3.3 leaves it)."""
+    path = subprocess.run(["tmux", "-L", sock, "display-message", "-p", "#{socket_path}"],
+                          capture_output=True, text=True, timeout=10).stdout.strip()
+    subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
+    if path.endswith("/" + sock):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def _tmux(sock: str, *args: str) -> str:
     return subprocess.run(["tmux", "-L", sock, *args], capture_output=True, text=True,
                           timeout=10, check=True).stdout
@@ -243,7 +255,7 @@ def test_attach_block_in_tmux(home, tmp_path):
         assert any(r["id"] == "shell" and r["alive"] for r in rows), "detach must not stop the worker"
         assert home.sh(kill).returncode == 0
     finally:
-        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
+        kill_tmux(sock)
 
 
 def shlex_quote(v: str) -> str:

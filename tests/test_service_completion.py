@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, run, wait_until
+from test_readme import kill_tmux
 from test_service_cli import PUBLIC, env_with
 
 
@@ -116,4 +117,4 @@ def test_completion_in_a_real_terminal(sh, tree, tmp_path):
             tmux("send-keys", "C-u")
             wait_until(lambda: line().rstrip() == "z#", 5, "the line to clear")
     finally:
-        subprocess.run(["tmux", "-L", sock, "kill-server"], capture_output=True, timeout=10)
+        kill_tmux(sock)
