@@ -192,4 +192,11 @@ def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
         assert windows.count("⚑w1") == 1
     finally:
         t.stop(signal.SIGTERM)
+        import psutil
+        server = psutil.Process(int(tmux("display", "-p", "#{pid}").stdout.strip()))
+        procs = [server] + server.children(recursive=True)
         tmux("kill-server")
+        _, alive = psutil.wait_procs(procs, timeout=5)
+        for p in alive:
+            p.kill()
+        psutil.wait_procs(alive, timeout=2)
