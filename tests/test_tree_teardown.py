@@ -144,3 +144,39 @@ def test_a_stopped_worker_gets_sigcont_first(tree):
     assert time.monotonic() - t0 < 1.0  # CONT let the HUP in: no grace spent, no SIGKILL
     st = sessions.read_status(tree.d, "frozen")
     assert (st["state"], st["exit_code"]) == ("killed", 129)
+
+
+def test_a_second_ctrl_c_skips_the_grace(data_dir):
+    t = Tree(data_dir, env=dict(os.environ, LOOOP_SHUTDOWN_GRACE="30"))
+    t.start("stubborn", STUBBORN)
+    run("expect", "stubborn", "stubborn up", "--timeout", "10s", check=True)
+    everything = t.pids()
+    t0 = time.monotonic()
+    os.kill(t.pid, signal.SIGINT)
+    wait_until(lambda: "root_stop" in open(os.path.join(data_dir, "events.jsonl")).read(), 5,
+               "the first Ctrl-C to be taken")
+    os.kill(t.pid, signal.SIGINT)  # impatient: no more grace
+    assert t.stop(timeout=5) == 0
+    wait_gone(everything, 2)
+    assert time.monotonic() - t0 < 4  # not the 30 s grace
+    assert sessions.read_status(data_dir, "stubborn")["state"] == "killed"
+
+
+def test_a_new_root_sweeps_what_a_sigkilled_group_left(data_dir):
+    """`kill -9 -PGID` takes the root and its children at once: nobody runs
+    a stop ladder, and commands that ignore the PTY's hangup or left its
+    session survive. The next root of this data dir finds and kills them."""
+    t = Tree(data_dir, new_group=True)
+    everything, esc = three_workers(t)
+    stubborn = next(r for r in ls() if r["id"] == "stubborn")["pid"]
+    os.killpg(t.pid, signal.SIGKILL)
+    t.stop()
+    wait_until(lambda: not alive(t.pid), 5)
+    assert alive(stubborn) and alive(esc)  # the scenario: survivors nobody stopped
+    t2 = Tree(data_dir)
+    wait_gone([stubborn, esc], 3, "leftovers of the dead tree")
+    assert "leftover processes of a previous looop" in t2.output()
+    rows = {r["id"]: r for r in ls()}
+    assert all(rows[s]["state"] == "dead" for s in ("plain", "stubborn", "escapee"))
+    assert rows["pulse"]["alive"]
+    assert t2.stop() == 0

@@ -134,8 +134,10 @@ class Root:
     def _bury_stale_sessions(self) -> None:
         """Sessions left `running` on disk by a root that died with its child
         (SIGKILL of the whole group): nothing carries their title any more, so
-        record them as dead. We hold the lock: no other root owns them."""
+        record them as dead, and sweep what their commands left running. We
+        hold the lock: no other root owns them."""
         from looop.registry import live_titles
+        self._sweep_leftovers()
         live = {t.sid for _pid, t in live_titles() if t.data_dir == self.d and t.role != "root"}
         for sid in sessions.list_ids(self.d):
             st = sessions.read_status(self.d, sid)
@@ -144,6 +146,33 @@ class Root:
                     sessions.write_status(self.d, sid, dict(st, state=State.DEAD.value))
                 except OSError:
                     pass
+
+    def _sweep_leftovers(self) -> None:
+        """Kill what a dead tree of this data dir left behind: when a root and
+        its children are SIGKILLed together (`kill -9 -PGID`), commands that
+        ignore the PTY's hangup, or that left its session (setsid), survive.
+        They carry LOOOP_DATA_DIR=<d> plus LOOOP_SESSION_ID (workers) or
+        LOOOP_PULSE_FD (the pulse) in their environment. Never our ancestors
+        (a shell of an old worker may be the one starting us)."""
+        import psutil
+        me = psutil.Process()
+        spare = {me.pid} | {p.pid for p in me.parents()}
+        found = []
+        for p in psutil.process_iter(["environ"]):
+            env = p.info.get("environ") or {}
+            if p.pid not in spare and env.get("LOOOP_DATA_DIR") == self.d and \
+                    ("LOOOP_SESSION_ID" in env or "LOOOP_PULSE_FD" in env):
+                found.append(p)
+        for p in found:
+            try:
+                p.kill()  # psutil checks the create time: never a reused pid
+            except psutil.Error:
+                pass
+        if found:
+            psutil.wait_procs(found, timeout=1)
+            self.out.line("warn", "root.swept", f"killed {len(found)} leftover processes of a "
+                          f"previous looop of this data dir", pids=[p.pid for p in found])
+            events.emit(self.d, "leftovers_swept", pids=[p.pid for p in found])
 
     def _setup_signals(self) -> None:
         r, w = socket.socketpair()
