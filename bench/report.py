@@ -119,7 +119,9 @@ def render(res: dict[str, Any]) -> str:
         "",
         f"Machine: {m.get('cores')} cores ({m.get('cpu', '?')}), kernel {m.get('kernel')}, "
         f"Python {m.get('python')}, load average at start {tuple(round(x, 2) for x in m.get('loadavg_start', ()))}"
-        f" / end {tuple(round(x, 2) for x in m.get('loadavg_end', ()))}. Shared box: other work ran concurrently.",
+        f" / end {tuple(round(x, 2) for x in m.get('loadavg_end', ()))}. Shared box: other work ran concurrently. "
+        f"looop at commit {m.get('git_head', '?')} ({m.get('looop_files_modified', '?')} files under looop/ "
+        "modified in the work tree at start).",
         "",
         "Tools: " + ", ".join(f"{k} {v['version']}" if "version" in v else f"{k} skipped ({v['skipped']})"
                               for k, v in res["peers"].items()),

@@ -48,6 +48,13 @@ def machine() -> dict[str, Any]:
         with open("/proc/meminfo") as f:
             facts["mem_total_kib"] = int(f.readline().split()[1])
         facts["loadavg_start"] = os.getloadavg()
+        import subprocess
+        root = os.path.dirname(HERE)
+        facts["git_head"] = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                                           capture_output=True, text=True).stdout.strip()
+        facts["looop_files_modified"] = len(subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "looop"], capture_output=True,
+            text=True).stdout.splitlines())
     except (OSError, StopIteration, ValueError):
         pass
     return facts
