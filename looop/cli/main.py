@@ -48,6 +48,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
 
 def cmd_version(argv: list[str]) -> int:
     from looop import __version__
+    from looop.cli.args import parser
+    parser("version", "Print the version.").parse_args(argv)
     print(f"looop {__version__}")
     return 0
 
