@@ -47,6 +47,8 @@ def test_worker_moves_through_a_running_tree(data_dir, tmp_path):
     try:
         r = run("tick")
         assert r.returncode == 1 and f"looop is running for this data dir (pid {t.pid})" in r.stderr
+        pulse_pid = t.pulse_running()["pid"]
+        os.kill(pulse_pid, signal.SIGINT)  # shrugged off: Ctrl-C is the root's business
 
         def move(decision: dict, journaled: str) -> None:
             fake.queue(decision)
@@ -75,6 +77,7 @@ def test_worker_moves_through_a_running_tree(data_dir, tmp_path):
         move({"action": "restart_session", "id": "w1"}, "restarted w1")
         wait_until(lambda: (x := row("w1")) and x["alive"], 10, "w1 running again")
 
+        assert t.pulse_running()["pid"] == pulse_pid
         s = json.loads(run("status", "--json", check=True).stdout)
         assert set(s) == {"pulse", "root", "last_tick", "workers", "cost_today_usd", "data_dir"}
         assert s["pulse"]["running"] and s["root"]["pid"] == t.pid and s["data_dir"] == d
