@@ -2,6 +2,7 @@
 grandchildren, and the stop ladder of one worker (SPEC §1, §12)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -20,7 +21,6 @@ ESCAPEE = "setsid sleep 301 & echo escapee=$!; wait"
 
 def escapee_pid(sid: str) -> int:
     r = run("expect", sid, r"escapee=(\d+)", "--json", "--timeout", "10s", check=True)
-    import json
     return int(json.loads(r.stdout)["groups"][0])
 
 
@@ -104,7 +104,6 @@ def test_cooperative_worker_stops_at_once(tree):
 def test_events_record_worker_lifecycle(tree):
     run("start-session", "brief", "exit 4", "--command", "bash {{prompt_file}}", check=True)
     assert run("wait", "brief", "--timeout", "10s").returncode == 4
-    import json
     with open(os.path.join(tree.d, "events.jsonl")) as f:
         evs = [json.loads(ln) for ln in f]
     started = [e for e in evs if e["event"] == "worker_started" and e["id"] == "brief"]
@@ -180,3 +179,21 @@ def test_a_new_root_sweeps_what_a_sigkilled_group_left(data_dir):
     assert all(rows[s]["state"] == "dead" for s in ("plain", "stubborn", "escapee"))
     assert rows["pulse"]["alive"]
     assert t2.stop() == 0
+
+
+def test_a_worker_child_killed_outright_is_recorded_dead_and_swept(tree):
+    tree.start("victim", "setsid sleep 302 & echo escapee=$!; trap '' HUP TERM; while :; do sleep 0.1; done")
+    esc = escapee_pid("victim")
+    row = next(r for r in ls() if r["id"] == "victim")
+    os.kill(row["child_pid"], signal.SIGKILL)  # no last words from the child
+    # its command and the setsid'd grandchild came back to the root (a subreaper)
+    wait_gone([row["child_pid"], row["pid"], esc], 3, "the dead child's processes")
+    row = wait_until(lambda: (r := next(r for r in ls() if r["id"] == "victim"))["state"] == "dead" and r,
+                     5, "victim recorded dead")
+    assert row["alive"] is False
+    assert tree.proc.poll() is None and tree.pulse_running()
+    r = run("wait", "victim", "--timeout", "5s")
+    assert r.returncode == 1 and "without an exit code" in r.stderr
+    evs = [json.loads(ln) for ln in open(os.path.join(tree.d, "events.jsonl"))]
+    assert any(e["event"] == "worker_exited" and e["id"] == "victim" and e["state"] == "dead"
+               for e in evs)

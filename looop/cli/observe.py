@@ -6,6 +6,7 @@ and a dead root cannot leave them hanging.
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -25,13 +26,15 @@ _CUT_ESC = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*|[()])?\Z")
 
 _CR_NL = re.compile(rb"\r+\n")
 _CR_AT_BOL = re.compile(rb"(?:(?<=\n)|^)\r+")
+_CR_AFTER_NL = re.compile(rb"(?<=\n)\r+")
 
 
-def strip_ansi(data: bytes) -> str:
+def strip_ansi(data: bytes, bol: bool = True) -> str:
     """Plain text of terminal output: escapes removed, CRLF → LF, and the
-    carriage returns that move nothing (already at column 0) dropped."""
+    carriage returns that move nothing (already at column 0) dropped.
+    `bol`: `data` starts at the beginning of a line."""
     text = _CR_NL.sub(b"\n", _ANSI.sub(b"", data))
-    return _CR_AT_BOL.sub(b"", text).decode("utf-8", "replace")
+    return (_CR_AT_BOL if bol else _CR_AFTER_NL).sub(b"", text).decode("utf-8", "replace")
 
 
 def split_cut(data: bytes) -> tuple[bytes, bytes]:
@@ -40,6 +43,8 @@ def split_cut(data: bytes) -> tuple[bytes, bytes]:
     m = _CUT_ESC.search(data, max(0, len(data) - 4096))
     if m is not None:
         return data[:m.start()], data[m.start():]
+    if data.endswith(b"\r"):  # maybe the first half of a CRLF
+        return data[:-1], data[-1:]
     for back in range(1, min(4, len(data)) + 1):  # a UTF-8 lead byte short of its tail?
         b = data[-back]
         if b < 0x80:
@@ -71,6 +76,8 @@ def alive(d: str, sid: str) -> bool:
         with open(f"/proc/{int(st['child_pid'])}/cmdline", "rb") as f:
             raw = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
     except OSError:
+        if os.path.isdir("/proc/self"):
+            return False  # Linux: no such process (no psutil import per poll)
         import psutil
         try:
             raw = " ".join(psutil.Process(int(st["child_pid"])).cmdline())
@@ -93,6 +100,7 @@ def _follow(d: str, sid: str, offset: int, raw: bool, held: bytes = b"") -> int:
     """Print new output until the session ends (checked before each read, so
     the last bytes are never missed) or Ctrl-C."""
     out = sys.stdout.buffer
+    bol = True
     try:
         while True:
             live = alive(d, sid)
@@ -102,11 +110,12 @@ def _follow(d: str, sid: str, offset: int, raw: bool, held: bytes = b"") -> int:
                     out.write(data)
                 else:
                     text, held = split_cut(held + data)
-                    out.write(strip_ansi(text).encode())
+                    out.write(strip_ansi(text, bol).encode())
+                    bol = text.endswith(b"\n") if text else bol
                 out.flush()
             elif not live:
                 if held:
-                    out.write(strip_ansi(held).encode())
+                    out.write(strip_ansi(held, bol).encode())
                     out.flush()
                 return 0
             else:
@@ -128,6 +137,8 @@ def cmd_log(argv: list[str]) -> int:
     d, sid = target(a.id)
     if a.since < 0:
         raise UsageError("--since must be >= 0")
+    if a.follow and not (a.grep or a.tail is not None or a.json):
+        return _follow(d, sid, a.since, raw=a.raw)  # one path, chunk boundaries handled
     data, offset = sessions.read_log(d, sid, a.since)
     text = data.decode("utf-8", "replace") if a.raw else strip_ansi(data)
     if a.grep:

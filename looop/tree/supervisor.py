@@ -410,9 +410,12 @@ class Root:
         state = kid.status.get("state")
         if state not in (State.EXITED.value, State.KILLED.value):
             # the child vanished without its final word (SIGKILL, crash)
-            st = dict(kid.status or sessions.read_status(self.d, sid), id=sid,
-                      state=State.KILLED.value if self.stopping else State.DEAD.value)
-            sessions.write_status(self.d, sid, st)
+            state = State.KILLED.value if self.stopping else State.DEAD.value
+            st = dict(kid.status or sessions.read_status(self.d, sid), id=sid, state=state)
+            try:
+                sessions.write_status(self.d, sid, st)
+            except OSError:
+                pass  # full disk: ls still shows it dead (no title carries it)
             self._reap_orphans(kill=True)
         for req, (conn, target, op) in list(self.pending.items()):
             if target == sid:  # the child died before answering
