@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from peers.base import Peer
-from procs import FigureFailed, timed
+from procs import FigureFailed, sweep, timed
 from stats import summary
 
 Rows = list[dict[str, Any]]
@@ -126,6 +126,7 @@ def guarded(rows: Rows, figure: str, n: int | None, peer: Peer, what: str,
         rows.append(row(figure, n, peer.name, what, failed=f"{type(e).__name__}: {e}", **extra))
     finally:
         peer.teardown()
+        peer.reg.notes += [f"after {figure} {peer.name}: {x}" for x in sweep(peer.reg.tag, peer.reg.tmp)]
 
 
 def guarded_block(rows: Rows, figure: str, n: int | None, peer: Peer, fn: Callable[[], None]) -> None:
@@ -137,6 +138,7 @@ def guarded_block(rows: Rows, figure: str, n: int | None, peer: Peer, fn: Callab
         rows.append(row(figure, n, peer.name, "(all)", failed=f"{type(e).__name__}: {e}"))
     finally:
         peer.teardown()
+        peer.reg.notes += [f"after {figure} {peer.name}: {x}" for x in sweep(peer.reg.tag, peer.reg.tmp)]
 
 
 # -- the pulse (looop only) -------------------------------------------------

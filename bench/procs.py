@@ -125,6 +125,7 @@ class Registry:
         os.makedirs(self.home, exist_ok=True)
         self.popens: list[subprocess.Popen] = []
         self.cleanups: list[tuple[str, Callable[[], None]]] = []
+        self.notes: list[str] = []  # what the per-figure sweeps had to kill
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The environment of everything the bench starts: tagged, and with a
@@ -161,7 +162,7 @@ class Registry:
                     p.wait(5)
                 except subprocess.TimeoutExpired:
                     notes.append(f"pid {p.pid} would not die")
-        return notes + sweep(self.tag, self.tmp)
+        return self.notes + notes + sweep(self.tag, self.tmp)
 
 
 def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:

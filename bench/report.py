@@ -146,5 +146,7 @@ def render(res: dict[str, Any]) -> str:
     if extra:
         lines += ["", "Runner calls: " + "; ".join(f"{r['what']}: {r['extra']['runner_calls']}" for r in extra)]
     if res["leftovers"] or res["teardown_notes"]:
-        lines += ["", "Teardown notes: " + "; ".join(res["teardown_notes"] + res["leftovers"])]
+        notes = res["teardown_notes"] + res["leftovers"]
+        lines += ["", f"Teardown: the bench's own sweep had to kill {len(notes)} processes "
+                  "(e.g. programs that survived a peer's stop); first: " + "; ".join(notes[:3])]
     return "\n".join(lines) + "\n"

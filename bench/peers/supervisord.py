@@ -131,7 +131,11 @@ class Supervisord(Peer):
         try:
             self.proc.wait(self.grace + 30)
         except subprocess.TimeoutExpired:
-            raise FigureFailed("supervisord still up after SIGTERM") from None
+            # supervisord stops its program groups one at a time (each
+            # [program:x] is a group; ordered_stop_groups_phase_1/2), each
+            # waiting up to stopwaitsecs: N × grace when programs ignore TERM
+            raise FigureFailed(f"supervisord still up {self.grace + 30:g}s after SIGTERM (it stops "
+                               f"program groups one at a time: ≈ N × stopwaitsecs)") from None
         wait_until(lambda: not any(alive(p) for p in pids), 10, "every program gone")
         self.proc = None
         return now() - t0
