@@ -282,3 +282,19 @@ def test_a_sensor_leaving_a_background_child_does_not_hold_the_beat(data_dir, fa
     sense_line = next(json.loads(ln) for ln in r.stdout.splitlines() if json.loads(ln)["event"] == "sense")
     assert sense_line["msg"].startswith("1 sensors ok") and sense_line["secs"] < 4  # not the 60 s timeout
     assert json.loads(read(data_dir, "snapshots", "sensor-bg.json")) == {"signal": 1}
+
+
+def test_ctrl_c_during_a_tick_leaves_no_runner(data_dir, fake):
+    import signal
+    import subprocess
+    from conftest import BIN
+    fake.mode("hang")
+    p = subprocess.Popen([BIN, "tick"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pids_file = os.path.join(fake.ctl, "hang.pids")
+    wait_until(lambda: os.path.exists(pids_file) and read(fake.ctl, "hang.pids").strip(), 15, "the runner")
+    pids = [int(x) for x in read(fake.ctl, "hang.pids").split()]
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=10)
+    assert p.returncode == 130 and b"Traceback" not in err
+    wait_until(lambda: not any(psutil.pid_exists(x) and psutil.Process(x).status() != psutil.STATUS_ZOMBIE
+                               for x in pids), 3, "the runner's group to be gone")
