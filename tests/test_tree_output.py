@@ -176,3 +176,25 @@ def test_read_log_waits_out_a_rotation_in_flight(tmp_path):
     sessions.write_status(d, "s", {"log_base": 20, "log_ino": ino(cur), "log1_ino": ino(cur + ".1")})
     reader.join(5)
     assert got == [(b"BBBBBBBBBBCCC", 23)]  # the A bytes are gone; offsets kept their meaning
+
+
+def test_a_full_disk_does_not_kill_the_worker(tree):
+    """output.log on a full disk (here /dev/full): the worker keeps running,
+    steerable and visible on its screen; status.json says what is wrong."""
+    flag = os.path.join(tree.d, "go")
+    run("start-session", "full", "x", "--command",
+        f'[ -e {flag} ] && exec cat; echo first run; : {{{{prompt_file}}}}', check=True)
+    assert run("wait", "full", "--timeout", "10s").returncode == 0
+    log = sessions.log_path(tree.d, "full")
+    os.unlink(log)
+    os.symlink("/dev/full", log)
+    open(flag, "w").close()
+    run("restart", "full", check=True)
+    run("send", "full", "still-steerable", check=True)  # cat's output meets the full disk
+    st = wait_until(lambda: (s := sessions.read_status(tree.d, "full")).get("log_error") and s, 10,
+                    "the log error in status.json")
+    assert "No space left" in st["log_error"] and st["state"] == "running"
+    wait_until(lambda: "still-steerable\nstill-steerable" in run("shot", "full", "--trim").stdout,
+               10, "the input echoed on the screen")
+    run("kill", "full", check=True)
+    assert sessions.read_status(tree.d, "full")["state"] == "killed"

@@ -89,6 +89,7 @@ class Child:
         self.log_base = int(sessions.read_status(self.d, spec.sid).get("log_base") or 0)
         self.started_at = sessions.rfc3339()
         self.pid_created: float | None = None
+        self.log_error: str | None = None           # the log cannot be written (full disk)
 
     # -- setup and teardown -------------------------------------------------
 
@@ -190,10 +191,25 @@ class Child:
 
     def _output(self, data: bytes) -> None:
         """Every byte to the log first (nothing parsed on this path)."""
-        _write_all(self.log_fd, data)
-        self.log_size += len(data)
+        try:
+            written = _write_all(self.log_fd, data)
+        except OSError as e:
+            # a full disk (or a log that went away) must not kill the worker:
+            # the screen, attached terminals and the link keep working
+            written = getattr(e, "written", 0)
+            if self.log_error is None:
+                self.log_error = f"output.log: {e.strerror or e}"
+                self._publish()
+        else:
+            if self.log_error is not None:
+                self.log_error = None
+                self._publish()
+        self.log_size += written
         if self.spec.log_max and self.log_size >= self.spec.log_max:
-            self._rotate()
+            try:
+                self._rotate()
+            except OSError as e:
+                self.log_error = f"output.log rotation: {e.strerror or e}"
         if self.spec.tee_stdout:
             try:
                 _write_all(1, data)
@@ -335,7 +351,7 @@ class Child:
               "cols": self.cmd.cols if self.cmd else s.cols,
               "rows": self.cmd.rows if self.cmd else s.rows,
               "log_base": self.log_base, "log_ino": self.log_ino, "log1_ino": self.log1_ino,
-              **extra}
+              "log_error": self.log_error, **extra}
         try:
             sessions.write_status(self.d, s.sid, st)
         except OSError:
@@ -558,11 +574,20 @@ class Child:
         c.sock.close()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """os.write until every byte is out (short writes happen on pipes/ttys)."""
+def _write_all(fd: int, data: bytes) -> int:
+    """os.write until every byte is out (short writes happen on pipes/ttys).
+    An OSError carries `.written`, the count that did get out."""
     view = memoryview(data)
+    done = 0
     while view:
-        view = view[os.write(fd, view):]
+        try:
+            n = os.write(fd, view)
+        except OSError as e:
+            e.written = done  # type: ignore[attr-defined]
+            raise
+        view = view[n:]
+        done += n
+    return done
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

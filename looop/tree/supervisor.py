@@ -295,9 +295,12 @@ class Root:
                          env=tuple(env.items()), restart=Restart.PERMANENT, grace=self.grace,
                          tee_stdout=True, onlcr=False, pass_fds=(theirs.fileno(),),
                          log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
-        sessions.write_meta(self.d, "pulse", {"id": "pulse", "role": "pulse",
-                                              "command": "looop _pulse", "cwd": self.d,
-                                              "started_at": sessions.rfc3339()})
+        try:
+            sessions.write_meta(self.d, "pulse", {"id": "pulse", "role": "pulse",
+                                                  "command": "looop _pulse", "cwd": self.d,
+                                                  "started_at": sessions.rfc3339()})
+        except OSError:
+            pass  # informational; a full disk must not stop the pulse from starting
         kid = self._fork(spec, keep=(theirs.fileno(),))
         theirs.close()
         mine.setblocking(False)
