@@ -351,3 +351,28 @@ def test_layering_pulse_never_imports_the_tree_and_ls_never_imports_the_pulse(tm
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                        env={**os.environ, "LOOOP_DATA_DIR": str(tmp_path / "d")})
     assert r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
+def test_any_bytes_either_parse_to_an_object_or_fail_cleanly():
+    from hypothesis import given, settings, strategies as st
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+        max_leaves=20)
+    names = st.sampled_from(sorted(actions.ACTIONS) + ["bogus"])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=200) | st.builds(lambda a, extra: json.dumps({"action": a, **extra}).encode(),
+                                               names, st.dictionaries(st.sampled_from(
+                                                   ["id", "body", "cmd", "reason", "name", "script", "prompt",
+                                                    "input", "keys", "message", "command", "journal",
+                                                    "next_interval_s"]), json_values, max_size=5)))
+    def check(raw: bytes) -> None:
+        try:
+            d = validate(parse(raw))
+        except DecisionError:
+            return
+        assert d.action in actions.ACTIONS
+        for fname, kind in actions.ACTIONS[d.action].fields:
+            assert fname in d.args
+    check()
