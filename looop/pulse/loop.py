@@ -107,13 +107,13 @@ def cmd_pulse(argv: list[str]) -> int:
     runner.ignore_sigint()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    runner.become_subreaper()
-    d = paths.data_dir()
-    link = Link.from_env()
-    failures = _load_failures(d)
-    out.line("info", "pulse.start", f"pulse up (pid {os.getpid()}) · {d}", pid=os.getpid(), data_dir=d)
-    events.emit(d, "pulse_start", pid=os.getpid())
-    try:
+    try:  # from here on a stop may arrive at any bytecode: no traceback, ever
+        runner.become_subreaper()
+        d = paths.data_dir()
+        link = Link.from_env()
+        failures = _load_failures(d)
+        out.line("info", "pulse.start", f"pulse up (pid {os.getpid()}) · {d}", pid=os.getpid(), data_dir=d)
+        events.emit(d, "pulse_start", pid=os.getpid())
         while True:
             failures = _cycle(d, out, link, failures)
     except Shutdown:
