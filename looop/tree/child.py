@@ -26,13 +26,12 @@ from typing import Any, Callable
 from looop.store import sessions
 from looop.store.sessions import State
 from looop.tree import control, ptycmd, title
+from looop.tree.attached import Client, Terminals
 from looop.tree.spec import ChildSpec
 
 CHUNK = 1 << 16           # PTY read size; one wake reads up to BURST bytes
 BURST = 1 << 20
 SCREEN_TAIL = 1 << 20     # unfed bytes kept for the lazily-fed screen
-REPLAY = 1 << 16          # bytes replayed to a new attach
-CLIENT_MAX_BUF = 8 << 20  # a slower attached terminal is dropped past this
 DRAIN = 0.5               # after the command exits, wait this long for EIO
 FINAL = 2.0               # after SIGKILL, wait this long for the reap
 ORPHAN_GRACE = 1.0        # root gone: HUP/TERM, then SIGKILL after this (SPEC: all gone in 2 s)
@@ -53,16 +52,7 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, 
         child.teardown()
 
 
-class Client:
-    """One attached terminal (the socket was handed over by the root)."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.reader = control.FrameReader()
-        self.out = bytearray()
-
-
-class Child:
+class Child(Terminals):
     def __init__(self, spec: ChildSpec, conn: Any, root_pid: int):
         self.spec, self.conn, self.root_pid = spec, conn, root_pid
         self.d = spec.data_dir
@@ -475,103 +465,6 @@ class Child:
     def _cmd_shot(self, req: int) -> None:
         from looop.ui.screen import snapshot
         self.reply(req, {"ok": True, "screen": snapshot(self._screen_now())})
-
-    def _cmd_detach(self, req: int) -> None:
-        n = len(self.clients)
-        for c in list(self.clients.values()):
-            self._client_send(c, control.frame(control.DETACH))
-            self._drop_client(c, flush=True)
-        self.reply(req, {"ok": True, "detached": n})
-
-    def _cmd_attach(self, req: int) -> None:
-        from multiprocessing import reduction
-        fd = reduction.recv_handle(self.conn)
-        sock = socket.socket(fileno=fd)
-        c = Client(sock)
-        cols, rows = (self.cmd.cols, self.cmd.rows) if self.cmd else (self.spec.cols, self.spec.rows)
-        sock.setblocking(True)
-        sock.settimeout(2)
-        try:
-            sock.sendall(b'{"ok":true,"cols":%d,"rows":%d}\n' % (cols, rows))
-            sock.sendall(control.frame(control.OUT, sessions.tail_bytes(self.d, self.spec.sid, REPLAY)))
-        except OSError:
-            sock.close()
-            return
-        sock.setblocking(False)
-        self.clients[sock.fileno()] = c
-        self.sel.register(sock, selectors.EVENT_READ, self._on_client)
-
-    # -- attached terminals -----------------------------------------------------
-
-    def _on_client(self, sock: socket.socket, mask: int) -> None:
-        c = self.clients.get(sock.fileno())
-        if c is None:
-            return
-        if mask & selectors.EVENT_WRITE:
-            self._client_flush(c)
-        if not mask & selectors.EVENT_READ:
-            return
-        try:
-            data = sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop_client(c)
-            return
-        try:
-            for kind, payload in c.reader.feed(data):
-                if kind == control.IN:
-                    self._write_input(payload)
-                elif kind == control.RESIZE:
-                    cols, rows = (int(v) for v in payload.split(b"x"))
-                    if self.cmd_alive and 0 < cols <= 1000 and 0 < rows <= 1000:
-                        self._resize(cols, rows)
-                elif kind == control.DETACH:
-                    self._drop_client(c)
-                    return
-        except ValueError:
-            self._drop_client(c)  # garbage from the terminal side: drop it, keep running
-
-    def _client_send(self, c: Client, data: bytes) -> None:
-        c.out += data
-        if len(c.out) > CLIENT_MAX_BUF:
-            self._drop_client(c)
-            return
-        self._client_flush(c)
-
-    def _client_flush(self, c: Client) -> None:
-        try:
-            n = c.sock.send(c.out)
-            del c.out[:n]
-        except BlockingIOError:
-            pass
-        except OSError:
-            self._drop_client(c)
-            return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.out else 0)
-        try:
-            self.sel.modify(c.sock, events, self._on_client)
-        except (KeyError, ValueError):
-            pass
-
-    def _drop_client(self, c: Client, flush: bool = False) -> None:
-        fd = c.sock.fileno()
-        if self.clients.pop(fd, None) is None:
-            return
-        try:
-            self.sel.unregister(c.sock)
-        except (KeyError, ValueError):
-            pass
-        if flush and c.out:
-            try:
-                c.sock.setblocking(True)
-                c.sock.settimeout(1)
-                c.sock.sendall(c.out)
-            except OSError:
-                pass
-        c.sock.close()
 
 
 def _write_all(fd: int, data: bytes) -> int:

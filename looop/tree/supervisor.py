@@ -25,13 +25,14 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from looop.errors import AlreadyRunning, LooopError
-from looop.store import config, events, jsonio, paths, prompts, sessions
+from looop.store import config, events, paths, prompts, sessions
 from looop.store.sessions import State
-from looop.tree import control, notify, ptycmd, title
+from looop.tree import control, leftovers, notify, ptycmd, title
 from looop.tree.child import FINAL, child_main
+from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
 from looop.tree.policy import Intensity
 from looop.tree.spec import ChildSpec, Restart
 from looop.ui.out import Printer
@@ -53,13 +54,6 @@ class Kid:
     pulse_end: socket.socket | None = None
 
 
-@dataclass
-class Conn:
-    sock: socket.socket
-    trusted: bool = False
-    buf: bytes = b""
-
-
 def env_float(name: str, default: float) -> float:
     try:
         return float(os.environ.get(name, default))
@@ -67,12 +61,13 @@ def env_float(name: str, default: float) -> float:
         return default
 
 
-class Root:
+class Root(ControlServer):
     def __init__(self, d: str, json_mode: bool = False, printer: Printer | None = None):
         self.d = d
         self.json = json_mode
         self.out = printer or Printer(json=json_mode)
         self.grace = env_float("LOOOP_SHUTDOWN_GRACE", 5.0)
+        self.log_max = int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20))  # 0 = never rotate
         self.intensity = Intensity(int(env_float("LOOOP_RESTART_MAX", 5)),
                                    env_float("LOOOP_RESTART_PERIOD", 60.0))
         self.kids: dict[str, Kid] = {}
@@ -104,7 +99,7 @@ class Root:
                           f"control socket at {sock}", socket=sock)
         self._setup_signals()
         ptycmd.set_subreaper_and_pdeathsig(0)
-        self._bury_stale_sessions()
+        self._recover()
         events.emit(self.d, "root_start", pid=os.getpid())
         self._start_pulse()
         if self.notifier.watchdog_every:
@@ -131,48 +126,14 @@ class Root:
         os.write(fd, f"{os.getpid()}\n".encode())
         self.lock_fd = fd  # held for our lifetime; closed in every child right after fork
 
-    def _bury_stale_sessions(self) -> None:
-        """Sessions left `running` on disk by a root that died with its child
-        (SIGKILL of the whole group): nothing carries their title any more, so
-        record them as dead, and sweep what their commands left running. We
-        hold the lock: no other root owns them."""
-        from looop.registry import live_titles
-        self._sweep_leftovers()
-        live = {t.sid for _pid, t in live_titles() if t.data_dir == self.d and t.role != "root"}
-        for sid in sessions.list_ids(self.d):
-            st = sessions.read_status(self.d, sid)
-            if st.get("state") in (State.STARTING.value, State.RUNNING.value) and sid not in live:
-                try:
-                    sessions.write_status(self.d, sid, dict(st, state=State.DEAD.value))
-                except OSError:
-                    pass
-
-    def _sweep_leftovers(self) -> None:
-        """Kill what a dead tree of this data dir left behind: when a root and
-        its children are SIGKILLed together (`kill -9 -PGID`), commands that
-        ignore the PTY's hangup, or that left its session (setsid), survive.
-        They carry LOOOP_DATA_DIR=<d> plus LOOOP_SESSION_ID (workers) or
-        LOOOP_PULSE_FD (the pulse) in their environment. Never our ancestors
-        (a shell of an old worker may be the one starting us)."""
-        import psutil
-        me = psutil.Process()
-        spare = {me.pid} | {p.pid for p in me.parents()}
-        found = []
-        for p in psutil.process_iter(["environ"]):
-            env = p.info.get("environ") or {}
-            if p.pid not in spare and env.get("LOOOP_DATA_DIR") == self.d and \
-                    ("LOOOP_SESSION_ID" in env or "LOOOP_PULSE_FD" in env):
-                found.append(p)
-        for p in found:
-            try:
-                p.kill()  # psutil checks the create time: never a reused pid
-            except psutil.Error:
-                pass
-        if found:
-            psutil.wait_procs(found, timeout=1)
-            self.out.line("warn", "root.swept", f"killed {len(found)} leftover processes of a "
-                          f"previous looop of this data dir", pids=[p.pid for p in found])
-            events.emit(self.d, "leftovers_swept", pids=[p.pid for p in found])
+    def _recover(self) -> None:
+        """Clean up after a previous root of this data dir that died hard."""
+        pids = leftovers.sweep(self.d)
+        if pids:
+            self.out.line("warn", "root.swept", f"killed {len(pids)} leftover processes of a "
+                          f"previous looop of this data dir", pids=pids)
+            events.emit(self.d, "leftovers_swept", pids=pids)
+        leftovers.bury_stale_sessions(self.d)
 
     def _setup_signals(self) -> None:
         r, w = socket.socketpair()
@@ -294,7 +255,7 @@ class Root:
                          argv=(sys.executable, "-m", "looop", "_pulse"),
                          env=tuple(env.items()), restart=Restart.PERMANENT, grace=self.grace,
                          tee_stdout=True, onlcr=False, pass_fds=(theirs.fileno(),),
-                         log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
+                         log_max=self.log_max)
         try:
             sessions.write_meta(self.d, "pulse", {"id": "pulse", "role": "pulse",
                                                   "command": "looop _pulse", "cwd": self.d,
@@ -333,7 +294,7 @@ class Root:
                                           "started_at": sessions.rfc3339()})
         spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=self.d,
                          argv=("bash", "-lc", cmd), env=tuple(env.items()), grace=self.grace,
-                         log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
+                         log_max=self.log_max)
         return self._fork(spec)
 
     def _on_link(self, fd: int, _mask: int) -> None:
@@ -478,194 +439,6 @@ class Root:
             kid.conn.send(msg)
         except OSError:
             pass  # dying: its sentinel will tell
-
-    # -- the control socket ---------------------------------------------------
-
-    def _on_accept(self, listener: socket.socket, _mask: int) -> None:
-        try:
-            sock, _ = listener.accept()
-        except OSError:
-            return
-        if control.peer_uid(sock) not in (None, os.getuid()):
-            sock.close()  # other users never drive our tree
-            return
-        sock.setblocking(False)
-        self.conns[sock.fileno()] = Conn(sock)
-        self.sel.register(sock, selectors.EVENT_READ, self._on_client)
-
-    def _on_client(self, sock: socket.socket, _mask: int) -> None:
-        conn = self.conns.get(sock.fileno())
-        if conn is None:
-            return
-        try:
-            data = sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop(conn)
-            return
-        conn.buf += data
-        if len(conn.buf) > control.MAX_LINE and b"\n" not in conn.buf:
-            self._drop(conn)
-            return
-        while b"\n" in conn.buf and conn.sock.fileno() >= 0:
-            line, conn.buf = conn.buf.split(b"\n", 1)
-            try:
-                req = jsonio.loads(line)
-                if not isinstance(req, dict) or not isinstance(req.get("op"), str):
-                    raise ValueError("expected a JSON object with an 'op'")
-            except ValueError as e:
-                self._reply(conn, {"ok": False, "error": f"bad request: {e}"})
-                self._drop(conn)  # garbage: drop the connection, keep the tree
-                return
-            handler = OPS.get(req["op"])
-            try:
-                if handler is None:
-                    raise LooopError(f"unknown op {req['op']!r}")
-                handler(self, conn, req)
-            except LooopError as e:
-                self._reply(conn, {"ok": False, "error": str(e)})
-            except (TypeError, KeyError, ValueError) as e:
-                self._reply(conn, {"ok": False, "error": f"bad request: {e!r}"})
-            except OSError as e:  # e.g. a session dir we cannot write: the tree keeps running
-                self._reply(conn, {"ok": False, "error": f"{req['op']} failed: {e}"})
-
-    def _reply(self, conn: Conn, payload: dict[str, Any]) -> None:
-        if conn.sock.fileno() < 0:
-            return
-        try:
-            conn.sock.setblocking(True)
-            conn.sock.settimeout(2)
-            conn.sock.sendall(jsonio.dumpb(payload) + b"\n")
-            conn.sock.setblocking(False)
-        except OSError:
-            self._drop(conn)
-
-    def _drop(self, conn: Conn | None) -> None:
-        if conn is None or conn.sock.fileno() < 0:
-            return
-        self.conns.pop(conn.sock.fileno(), None)
-        try:
-            self.sel.unregister(conn.sock)
-        except (KeyError, ValueError):
-            pass
-        conn.sock.close()
-
-    def _live(self, req: dict[str, Any], allow_pulse: bool = False) -> Kid:
-        sid = paths.check_id(req.get("id", ""), "session", allow_pulse=allow_pulse)
-        kid = self.kids.get(sid)
-        if kid is None:
-            if sessions.exists(self.d, sid):
-                raise LooopError(f"session {sid} is not running "
-                                 f"({sessions.read_status(self.d, sid).get('state', 'finished')})")
-            raise LooopError(f"no session {sid!r}")
-        return kid
-
-    def _forward(self, conn: Conn, req: dict[str, Any], op: str, *args: Any) -> tuple[Kid, int]:
-        kid = self._live(req, allow_pulse=op in READ_ONLY_OPS)
-        rid = next(self.req_ids)
-        self.pending[rid] = (conn, kid.spec.sid, op)
-        self._send(kid, (op, rid, *args))
-        return kid, rid
-
-    # Each op: (root, conn, request) → reply now, or later through `pending`.
-    def op_ping(self, conn: Conn, req: dict[str, Any]) -> None:
-        self._reply(conn, {"ok": True, "pid": os.getpid(), "data_dir": self.d,
-                           "sessions": sorted(self.kids)})
-
-    def op_notify(self, conn: Conn, req: dict[str, Any]) -> None:
-        """The pulse reports each beat's outcome; the root relays it to systemd."""
-        text = " ".join(str(req.get("status", "")).split())[:200]
-        if text:
-            self.notifier.send(f"STATUS={text}")
-        self._reply(conn, {"ok": True})
-
-    def op_start(self, conn: Conn, req: dict[str, Any]) -> None:
-        kid = self.start_worker(req["id"], str(req.get("prompt", "")), req.get("runner"),
-                                req.get("command"))
-        kid.start_waiters.append(conn)
-
-    def op_input(self, conn: Conn, req: dict[str, Any]) -> None:
-        data = req["data"]
-        if not isinstance(data, str):
-            raise LooopError("'data' must be a string")
-        self._forward(conn, req, "input", data.encode("utf-8", "surrogateescape"))
-
-    def op_resize(self, conn: Conn, req: dict[str, Any]) -> None:
-        cols, rows = int(req["cols"]), int(req["rows"])
-        if not (0 < cols <= 1000 and 0 < rows <= 1000):
-            raise LooopError("size out of range (1..1000)")
-        self._forward(conn, req, "resize", cols, rows)
-
-    def op_flag(self, conn: Conn, req: dict[str, Any]) -> None:
-        note = req.get("note")
-        self._forward(conn, req, "flag", str(note)[:500] if note else None)
-
-    def op_restart(self, conn: Conn, req: dict[str, Any]) -> None:
-        sid = paths.check_id(req.get("id", ""), "session")
-        if sid in self.kids:
-            self._forward(conn, req, "restart")
-            return
-        meta = sessions.read_meta(self.d, sid)
-        if not meta.get("command"):
-            raise LooopError(f"no session {sid!r}")
-        self._restart_finished(conn, sid, meta)
-
-    def _restart_finished(self, conn: Conn, sid: str, meta: dict[str, Any]) -> None:
-        """A finished worker restarts as a new child over the same command,
-        appending to the same log (log_base carries over)."""
-        if self.stopping:
-            raise LooopError("looop is shutting down")
-        sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
-        env = self._base_env()
-        env["LOOOP_SESSION_ID"] = sid
-        spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=meta.get("cwd") or self.d,
-                         argv=("bash", "-lc", meta["command"]), env=tuple(env.items()),
-                         grace=self.grace, log_max=int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20)))
-        self._fork(spec).start_waiters.append(conn)
-
-    def op_prune(self, conn: Conn, req: dict[str, Any]) -> None:
-        """Remove every finished worker's dir. Done by the root when it runs,
-        so a session still starting (no title yet) is never pruned."""
-        gone = [sid for sid in sessions.list_ids(self.d)
-                if sid not in self.kids and sid != paths.RESERVED]
-        for sid in gone:
-            sessions.remove(self.d, sid)
-        self._reply(conn, {"ok": True, "pruned": gone})
-
-    def op_attach(self, conn: Conn, req: dict[str, Any]) -> None:
-        """Hand the client's socket to the child: attached bytes bypass the root."""
-        from multiprocessing import reduction
-        kid = self._live(req)
-        self._send(kid, ("attach", next(self.req_ids)))
-        reduction.send_handle(kid.conn, conn.sock.fileno(), kid.proc.pid)
-        self._drop(conn)
-
-
-READ_ONLY_OPS = ("shot",)  # may target the pulse too
-
-
-def _simple(op: str) -> Callable[[Root, Conn, dict[str, Any]], None]:
-    def handler(root: Root, conn: Conn, req: dict[str, Any]) -> None:
-        root._forward(conn, req, op)
-    handler.__name__ = f"op_{op}"
-    return handler
-
-
-OPS: dict[str, Callable[[Root, Conn, dict[str, Any]], None]] = {
-    "ping": Root.op_ping,
-    "notify": Root.op_notify,
-    "start": Root.op_start,
-    "input": Root.op_input,
-    "resize": Root.op_resize,
-    "flag": Root.op_flag,
-    "restart": Root.op_restart,
-    "attach": Root.op_attach,
-    "prune": Root.op_prune,
-    **{op: _simple(op) for op in ("kill", "unflag", "shot", "detach")},
-}
 
 
 def _open_fds() -> list[int]:

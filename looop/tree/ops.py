@@ -1,0 +1,230 @@
+"""The control socket's server side, in the root: accept, read JSON lines,
+dispatch through OPS, reply (see control.py for the wire format).
+
+A mixin of Root (looop.tree.supervisor): it uses the root's selector, its
+children (`kids`), `pending` requests, `start_worker`, `_fork`, `_send`.
+Handlers run in the root's single loop and never block for long: a request
+for a child is forwarded over its link and answered when the child replies
+(`pending`), or by the root when the child dies first.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from looop.errors import LooopError
+from looop.store import jsonio, paths, sessions
+from looop.tree import control
+from looop.tree.spec import ChildSpec
+
+if TYPE_CHECKING:
+    from looop.tree.supervisor import Kid
+
+
+@dataclass
+class Conn:
+    """One control connection (a CLI verb, or the pulse's link: trusted)."""
+    sock: socket.socket
+    trusted: bool = False
+    buf: bytes = b""
+
+
+class ControlServer:
+    """The ops half of Root; see the module docstring."""
+
+    kids: dict[str, "Kid"]
+    pending: dict[int, tuple[Conn, str, str]]
+    conns: dict[int, Conn]
+    sel: selectors.BaseSelector
+
+    def _on_accept(self, listener: socket.socket, _mask: int) -> None:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        if control.peer_uid(sock) not in (None, os.getuid()):
+            sock.close()  # other users never drive our tree
+            return
+        sock.setblocking(False)
+        self.conns[sock.fileno()] = Conn(sock)
+        self.sel.register(sock, selectors.EVENT_READ, self._on_client)
+
+    def _on_client(self, sock: socket.socket, _mask: int) -> None:
+        conn = self.conns.get(sock.fileno())
+        if conn is None:
+            return
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        conn.buf += data
+        if len(conn.buf) > control.MAX_LINE and b"\n" not in conn.buf:
+            self._drop(conn)
+            return
+        while b"\n" in conn.buf and conn.sock.fileno() >= 0:
+            line, conn.buf = conn.buf.split(b"\n", 1)
+            try:
+                req = jsonio.loads(line)
+                if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+                    raise ValueError("expected a JSON object with an 'op'")
+            except ValueError as e:
+                self._reply(conn, {"ok": False, "error": f"bad request: {e}"})
+                self._drop(conn)  # garbage: drop the connection, keep the tree
+                return
+            handler = OPS.get(req["op"])
+            try:
+                if handler is None:
+                    raise LooopError(f"unknown op {req['op']!r}")
+                handler(self, conn, req)
+            except LooopError as e:
+                self._reply(conn, {"ok": False, "error": str(e)})
+            except (TypeError, KeyError, ValueError) as e:
+                self._reply(conn, {"ok": False, "error": f"bad request: {e!r}"})
+            except OSError as e:  # e.g. a session dir we cannot write: the tree keeps running
+                self._reply(conn, {"ok": False, "error": f"{req['op']} failed: {e}"})
+
+    def _reply(self, conn: Conn, payload: dict[str, Any]) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        try:
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(2)
+            conn.sock.sendall(jsonio.dumpb(payload) + b"\n")
+            conn.sock.setblocking(False)
+        except OSError:
+            self._drop(conn)
+
+    def _drop(self, conn: Conn | None) -> None:
+        if conn is None or conn.sock.fileno() < 0:
+            return
+        self.conns.pop(conn.sock.fileno(), None)
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _live(self, req: dict[str, Any], allow_pulse: bool = False) -> Kid:
+        sid = paths.check_id(req.get("id", ""), "session", allow_pulse=allow_pulse)
+        kid = self.kids.get(sid)
+        if kid is None:
+            if sessions.exists(self.d, sid):
+                raise LooopError(f"session {sid} is not running "
+                                 f"({sessions.read_status(self.d, sid).get('state', 'finished')})")
+            raise LooopError(f"no session {sid!r}")
+        return kid
+
+    def _forward(self, conn: Conn, req: dict[str, Any], op: str, *args: Any) -> tuple[Kid, int]:
+        kid = self._live(req, allow_pulse=op in
+
+
+READ_ONLY_OPS)
+        rid = next(self.req_ids)
+        self.pending[rid] = (conn, kid.spec.sid, op)
+        self._send(kid, (op, rid, *args))
+        return kid, rid
+
+    # Each op: (root, conn, request) → reply now, or later through `pending`.
+    def op_ping(self, conn: Conn, req: dict[str, Any]) -> None:
+        self._reply(conn, {"ok": True, "pid": os.getpid(), "data_dir": self.d,
+                           "sessions": sorted(self.kids)})
+
+    def op_notify(self, conn: Conn, req: dict[str, Any]) -> None:
+        """The pulse reports each beat's outcome; the root relays it to systemd."""
+        text = " ".join(str(req.get("status", "")).split())[:200]
+        if text:
+            self.notifier.send(f"STATUS={text}")
+        self._reply(conn, {"ok": True})
+
+    def op_start(self, conn: Conn, req: dict[str, Any]) -> None:
+        kid = self.start_worker(req["id"], str(req.get("prompt", "")), req.get("runner"),
+                                req.get("command"))
+        kid.start_waiters.append(conn)
+
+    def op_input(self, conn: Conn, req: dict[str, Any]) -> None:
+        data = req["data"]
+        if not isinstance(data, str):
+            raise LooopError("'data' must be a string")
+        self._forward(conn, req, "input", data.encode("utf-8", "surrogateescape"))
+
+    def op_resize(self, conn: Conn, req: dict[str, Any]) -> None:
+        cols, rows = int(req["cols"]), int(req["rows"])
+        if not (0 < cols <= 1000 and 0 < rows <= 1000):
+            raise LooopError("size out of range (1..1000)")
+        self._forward(conn, req, "resize", cols, rows)
+
+    def op_flag(self, conn: Conn, req: dict[str, Any]) -> None:
+        note = req.get("note")
+        self._forward(conn, req, "flag", str(note)[:500] if note else None)
+
+    def op_restart(self, conn: Conn, req: dict[str, Any]) -> None:
+        sid = paths.check_id(req.get("id", ""), "session")
+        if sid in self.kids:
+            self._forward(conn, req, "restart")
+            return
+        meta = sessions.read_meta(self.d, sid)
+        if not meta.get("command"):
+            raise LooopError(f"no session {sid!r}")
+        self._restart_finished(conn, sid, meta)
+
+    def _restart_finished(self, conn: Conn, sid: str, meta: dict[str, Any]) -> None:
+        """A finished worker restarts as a new child over the same command,
+        appending to the same log (log_base carries over)."""
+        if self.stopping:
+            raise LooopError("looop is shutting down")
+        sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
+        env = self._base_env()
+        env["LOOOP_SESSION_ID"] = sid
+        spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=meta.get("cwd") or self.d,
+                         argv=("bash", "-lc", meta["command"]), env=tuple(env.items()),
+                         grace=self.grace, log_max=self.log_max)
+        self._fork(spec).start_waiters.append(conn)
+
+    def op_prune(self, conn: Conn, req: dict[str, Any]) -> None:
+        """Remove every finished worker's dir. Done by the root when it runs,
+        so a session still starting (no title yet) is never pruned."""
+        gone = [sid for sid in sessions.list_ids(self.d)
+                if sid not in self.kids and sid != paths.RESERVED]
+        for sid in gone:
+            sessions.remove(self.d, sid)
+        self._reply(conn, {"ok": True, "pruned": gone})
+
+    def op_attach(self, conn: Conn, req: dict[str, Any]) -> None:
+        """Hand the client's socket to the child: attached bytes bypass the root."""
+        from multiprocessing import reduction
+        kid = self._live(req)
+        self._send(kid, ("attach", next(self.req_ids)))
+        reduction.send_handle(kid.conn, conn.sock.fileno(), kid.proc.pid)
+        self._drop(conn)
+
+
+READ_ONLY_OPS = ("shot",)  # may target the pulse too
+
+
+def _simple(op: str) -> Callable[["ControlServer", Conn, dict[str, Any]], None]:
+    def handler(root: "ControlServer", conn: Conn, req: dict[str, Any]) -> None:
+        root._forward(conn, req, op)
+    handler.__name__ = f"op_{op}"
+    return handler
+
+
+OPS: dict[str, Callable[["ControlServer", Conn, dict[str, Any]], None]] = {
+    "ping": ControlServer.op_ping,
+    "notify": ControlServer.op_notify,
+    "start": ControlServer.op_start,
+    "input": ControlServer.op_input,
+    "resize": ControlServer.op_resize,
+    "flag": ControlServer.op_flag,
+    "restart": ControlServer.op_restart,
+    "attach": ControlServer.op_attach,
+    "prune": ControlServer.op_prune,
+    **{op: _simple(op) for op in ("kill", "unflag", "shot", "detach")},
+}
