@@ -304,3 +304,19 @@ def test_ls_watch_redraws_until_interrupted(t):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_prune_without_a_tree_and_watch_pulse(data_dir):
+    from conftest import Tree
+    t = Tree(data_dir)
+    t.start("w", "exec cat")
+    w = subprocess.Popen([BIN, "watch", "pulse"], stdout=subprocess.PIPE)
+    shot = run("shot", "pulse", "--trim", check=True).stdout.splitlines()
+    # the pulse's lines end in a bare LF (ONLCR off): still one line per row
+    assert shot and all(ln.startswith("[") for ln in shot), shot
+    assert t.stop() == 0
+    out, _ = w.communicate(timeout=10)  # `watch pulse` ends when the pulse does
+    assert w.returncode == 0 and b"pulse up" in out
+    r = run("prune", check=True)
+    assert r.stdout.strip() == "pruned 1 sessions (w)"
+    assert [x["id"] for x in ls()] == ["pulse"]
