@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                            "quick": a.quick, "reps": a.reps, "stream_reps": a.stream_reps,
                            "stream_bytes": a.size, "ns": list(a.ns), "grace_s": a.grace,
                            "machine": machine(), "peers": {}, "rows": [], "interrupted": False,
-                           "teardown_notes": [], "leftovers": []}
+                           "teardown_notes": [], "leftovers": [], "tmp_dir": tmp}
     t_start = time.monotonic()
     try:
         run_all(a, reg, tmp, res)

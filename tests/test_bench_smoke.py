@@ -15,7 +15,10 @@ import psutil
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 
-def tagged(tag: str, out: str) -> list[str]:
+def tagged(tag: str, tmp: str) -> list[str]:
+    """Live processes of the run: its tag in the environment, or its temp dir
+    in the command line (looop's titles name the data dir; setproctitle may
+    have wiped their environ)."""
     left = []
     for p in psutil.process_iter(["cmdline", "environ", "status"]):
         try:
@@ -23,7 +26,7 @@ def tagged(tag: str, out: str) -> list[str]:
                 continue
             env = p.info["environ"] or {}
             cl = " ".join(p.info["cmdline"] or [])
-            if env.get("LOOOP_BENCH_TAG") == tag or "looop-bench-" in cl and tag in cl:
+            if env.get("LOOOP_BENCH_TAG") == tag or tmp in cl:
                 left.append(f"{p.pid} {cl}")
         except psutil.Error:
             continue
@@ -56,4 +59,5 @@ def test_quick_bench_shape_and_no_leftovers(tmp_path: Path) -> None:
             assert s["min"] <= s["median"] <= s["max"] and s["n"] == len(s["samples"]) >= 1
     md = (out / "RESULTS.md").read_text()
     assert "| figure | N | what | looop |" in md
-    assert tagged(tag, str(out)) == []
+    assert res["tmp_dir"] and not os.path.exists(res["tmp_dir"])
+    assert tagged(tag, res["tmp_dir"]) == []
