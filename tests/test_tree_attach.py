@@ -50,6 +50,11 @@ class Tmux:
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True, timeout=10)
+        path = os.path.join(os.environ.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", self.sock)
+        try:
+            os.unlink(path)  # tmux leaves its socket file behind
+        except FileNotFoundError:
+            pass
 
 
 @pytest.fixture
