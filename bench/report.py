@@ -123,12 +123,17 @@ def render(res: dict[str, Any]) -> str:
         f"looop at commit {m.get('git_head', '?')} ({m.get('looop_files_modified', '?')} files under looop/ "
         "modified in the work tree at start).",
         "",
-        "Tools: " + ", ".join(f"{k} {v['version']}" if "version" in v else f"{k} skipped ({v['skipped']})"
+        "Tools: " + ", ".join(f"{k} {v['version'].removeprefix(k + ' ')}" if "version" in v else f"{k} skipped ({v['skipped']})"
                               for k, v in res["peers"].items()),
         "",
         f"Cells: median [min–max] of {res['reps']} reps ({res['stream_reps']} for the streams); memory: "
         "one sample per process (worker child USS: median [min–max] over the children). "
         "Managed program `sleep` unless stated.",
+        "",
+        "Every tool runs with an empty HOME, so `bash -l` sources no dotfiles (bench/FINDINGS.md §0); "
+        "start = request → all N programs running (/proc); stop = the tool's shutdown → every pid gone; "
+        "looop is driven through its control socket (start) and SIGINT to its process group (stop). "
+        "See bench/README.md for what each figure times.",
         "",
         "| figure | N | what | " + " | ".join(cols) + " | §13 target | looop |",
         "| --- | --- | --- | " + " | ".join("---" for _ in cols) + " | --- | --- |",

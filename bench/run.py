@@ -71,6 +71,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only", default=None,
                    help="comma list of figures: list,start,cold,stop,memory,restart,capture,pulse,issue2")
     p.add_argument("--grace", type=float, default=2.0, help="shutdown grace for every tool (s)")
+    p.add_argument("--render", metavar="RESULTS_JSON", help="only re-render a results.json as markdown")
     a = p.parse_args(argv)
     if a.peers is None:
         a.peers = "" if a.quick else ",".join(ALL_PEERS)
@@ -89,6 +90,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse(sys.argv[1:] if argv is None else argv)
+    if a.render:
+        with open(a.render) as f:
+            print(report.render(json.load(f)), end="")
+        return 0
     tag = os.environ.get("LOOOP_BENCH_TAG") or f"bench-{uuid.uuid4().hex[:10]}"
     tmp = tempfile.mkdtemp(prefix="looop-bench-")
     out = a.out or os.path.join(HERE, "results", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
