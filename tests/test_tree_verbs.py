@@ -202,7 +202,8 @@ def test_kill_flag_unflag(t):
     assert f"looop: worker flg [running ⚑] {t.d}" in ps
     assert sessions.read_status(t.d, "flg")["note"] == "which branch?"
     assert "⚑ which branch?" in ok("ls")
-    ok("unflag", "flg")
+    ok("unflag", "looop-flg")  # a legacy `looop-` prefix names the same session
+    assert ok("log", "looop-flg") == ok("log", "flg")
     r = row("flg")
     assert (r["flagged"], r["note"]) == (False, None)
     ok("flag", "flg")

@@ -35,6 +35,7 @@ class Conn:
 class ControlServer:
     """The ops half of Root; see the module docstring."""
 
+    d: str
     kids: dict[str, "Kid"]
     pending: dict[int, tuple[Conn, str, str]]
     conns: dict[int, Conn]
