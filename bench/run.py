@@ -19,7 +19,8 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -148,13 +149,24 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_all(a: argparse.Namespace, reg: Registry, tmp: str, res: dict[str, Any]) -> None:
-    rows = res["rows"]
-    peers: list[Peer] = []
+@dataclass
+class Ctx:
+    """One run: options, the looop peer, the installed peers, the rows."""
+    a: argparse.Namespace
+    reg: Registry
+    lp: Looop
+    peers: list[Peer]
+    rows: list[dict[str, Any]]
+
+    def having(self, feature: str) -> list[Peer]:
+        return [p for p in self.peers if feature in p.supports]
+
+
+def install_peers(a: argparse.Namespace, reg: Registry, tmp: str, res: dict[str, Any]) -> Ctx:
     lp = Looop(reg, tmp, a.grace)
     lp.install()
     res["peers"]["looop"] = {"version": lp.version, "bin": lp.bin}
-    peers.append(lp)
+    ctx = Ctx(a, reg, lp, [lp], res["rows"])
     for name in a.peer_list:
         p = peer_class(name)(reg, tmp, a.grace)
         t0 = time.monotonic()
@@ -162,91 +174,114 @@ def run_all(a: argparse.Namespace, reg: Registry, tmp: str, res: dict[str, Any])
         try:
             p.install()
             res["peers"][name] = {"version": p.version, "install_s": round(time.monotonic() - t0, 1)}
-            peers.append(p)
+            ctx.peers.append(p)
         except Skip as e:
             res["peers"][name] = {"skipped": str(e)}
             log(f"{name} skipped: {e}")
-    figs = a.figs
-    if "start" in figs:
-        env = reg.env()
-        for n in a.ns:
-            for what, argv, pty in (
-                    ("N × fork+exec `sleep`", ["sleep", "100000"], False),
-                    ("N × fork+exec `bash -lc 'exec sleep'`", ["bash", "-lc", "exec sleep 100000"], False),
-                    ("N × fork+exec `bash -lc 'exec sleep'` on a new PTY",
-                     ["bash", "-lc", "exec sleep 100000"], True)):
-                try:
-                    rows.append(F.row("start", n, "floor", what, F.start_floor(n, argv, pty, env, a.reps)))
-                except Exception as e:  # noqa: BLE001 - a floor failing is a failed row
-                    rows.append(F.row("start", n, "floor", what, failed=str(e)))
-        real = dict(reg.env(), HOME=os.path.expanduser("~"))
-        try:
-            rows.append(F.row("start", 1, "floor", "`bash -lc true` with the real HOME (dotfiles)",
-                              [F.timed(["bash", "-lc", "true"], real, timeout=90)[0] for _ in range(a.reps)]))
-        except Exception as e:  # noqa: BLE001
-            rows.append(F.row("start", 1, "floor", "`bash -lc true` with the real HOME (dotfiles)", failed=str(e)))
-    if figs & {"list", "start", "memory"}:
-        for p in peers:
-            if "start" not in p.supports:
-                continue
-            mem: dict[int, Any] = {}
-            for n in a.ns:
-                log(f"{p.name}: start/list/memory at N={n}")
-                before = len(rows)
-                F.guarded_block(rows, "start", n, p, lambda: F.fleet(
-                    p, n, a.reps, rows, a.reps, lp.floors() if p is lp else None))
-                for r in rows[before:]:
-                    if r["figure"] == "memory" and r["what"] == "raw":
-                        mem[n] = r["extra"]["mem"]
-                rows[:] = [r for r in rows if not (r["figure"] == "memory" and r["what"] == "raw")]
-            rows.extend(F.memory_rows(p.name, mem))
-    if "cold" in figs:
-        log("looop: cold start")
-        F.guarded(rows, "cold", 0, lp, "`looop` exec → pulse running",
-                  lambda: [_cold(lp) for _ in range(a.reps)])
-    if "stop" in figs:
-        for p in peers:
-            if "stop" not in p.supports:
-                continue
-            for prog, what in (("sleep", "cooperative"), ("ignore", f"ignore SIGTERM (grace {a.grace:g} s)")):
-                log(f"{p.name}: stop all at N={a.stop_n}, {prog}")
-                F.guarded(rows, "stop", a.stop_n, p, what,
-                          lambda: F.stop_all(p, a.stop_n, prog, a.reps))
-    if "restart" in figs:
-        for p in peers:
-            if "restart" in p.supports:
-                log(f"{p.name}: restart after SIGKILL")
-                what = "SIGKILL pulse child → new pulse running" if p is lp else \
-                    "SIGKILL program → autorestarted program running"
-                F.guarded(rows, "restart", None, p, what, lambda: F.restart(p, a.reps))
-    if "capture" in figs:
-        for prog, what in (("yes", "yes (2-byte lines)"), ("nonl", "no newlines")):
-            rows.append(_floor_row(prog, what, a, reg))
-            for p in peers:
-                if "capture" in p.supports:
-                    log(f"{p.name}: capture {prog} {a.size} bytes")
-                    F.guarded(rows, "capture", a.size, p, what,
-                              lambda: F.capture(p, prog, a.size, a.stream_reps))
-    if "pulse" in figs:
-        log("looop: pulse beats")
-        _pulse(lp, a, rows)
-    if "issue2" in figs:
-        log("looop: issue-2 quick figures at N=20")
-        _issue2(lp, 2 if a.quick else 20, a.reps, rows)
+    return ctx
+
+
+def fig_start_floors(c: Ctx) -> None:
+    env = c.reg.env()
+    for n in c.a.ns:
+        for what, argv, pty in (
+                ("N × fork+exec `sleep`", ["sleep", "100000"], False),
+                ("N × fork+exec `bash -lc 'exec sleep'`", ["bash", "-lc", "exec sleep 100000"], False),
+                ("N × fork+exec `bash -lc 'exec sleep'` on a new PTY", ["bash", "-lc", "exec sleep 100000"], True)):
+            c.rows.append(_floor(lambda: F.start_floor(n, argv, pty, env, c.a.reps), "start", n, what))
+    real = dict(c.reg.env(), HOME=os.path.expanduser("~"))
+    c.rows.append(_floor(lambda: [F.timed(["bash", "-lc", "true"], real, timeout=90)[0] for _ in range(c.a.reps)],
+                         "start", 1, "`bash -lc true` with the real HOME (dotfiles)"))
+
+
+def fig_fleet(c: Ctx) -> None:
+    """start, list and memory share one daemon per peer and N."""
+    for p in c.having("start"):
+        mem: dict[int, Any] = {}
+        for n in c.a.ns:
+            log(f"{p.name}: start/list/memory at N={n}")
+            before = len(c.rows)
+            F.guarded_block(c.rows, "start", n, p, lambda: F.fleet(
+                p, n, c.a.reps, c.rows, c.a.reps, c.lp.floors() if p is c.lp else None))
+            for r in c.rows[before:]:
+                if r["figure"] == "memory" and r["what"] == "raw":
+                    mem[n] = r["extra"]["mem"]
+            c.rows[:] = [r for r in c.rows if not (r["figure"] == "memory" and r["what"] == "raw")]
+        c.rows.extend(F.memory_rows(p.name, mem))
+
+
+def fig_cold(c: Ctx) -> None:
+    log("looop: cold start")
+    F.guarded(c.rows, "cold", 0, c.lp, "`looop` exec → pulse running",
+              lambda: [_cold(c.lp) for _ in range(c.a.reps)])
+
+
+def fig_stop(c: Ctx) -> None:
+    for p in c.having("stop"):
+        for prog, what in (("sleep", "cooperative"), ("ignore", f"ignore SIGTERM (grace {c.a.grace:g} s)")):
+            log(f"{p.name}: stop all at N={c.a.stop_n}, {prog}")
+            F.guarded(c.rows, "stop", c.a.stop_n, p, what, lambda: F.stop_all(p, c.a.stop_n, prog, c.a.reps))
+
+
+def fig_restart(c: Ctx) -> None:
+    for p in c.having("restart"):
+        log(f"{p.name}: restart after SIGKILL")
+        what = "SIGKILL pulse child → new pulse running" if p is c.lp else \
+            "SIGKILL program → autorestarted program running"
+        F.guarded(c.rows, "restart", None, p, what, lambda: F.restart(p, c.a.reps))
+
+
+def fig_capture(c: Ctx) -> None:
+    a = c.a
+    for prog, what in (("yes", "yes (2-byte lines)"), ("nonl", "no newlines")):
+        c.rows.append(_floor(lambda: F.producer_floor(prog, a.size, a.stream_reps, c.reg.env()),
+                             "capture", a.size, what + " → /dev/null, no PTY"))
+        for p in c.having("capture"):
+            log(f"{p.name}: capture {prog} {a.size} bytes")
+            F.guarded(c.rows, "capture", a.size, p, what, lambda: F.capture(p, prog, a.size, a.stream_reps))
+
+
+def fig_pulse(c: Ctx) -> None:
+    log("looop: pulse beats")
+    _pulse(c.lp, c.a, c.rows)
+
+
+def fig_issue2(c: Ctx) -> None:
+    log("looop: issue-2 quick figures at N=20")
+    _issue2(c.lp, 2 if c.a.quick else 20, c.a.reps, c.rows)
+
+
+# In run order: (names in --only that select it, the figure)
+FIGURES: list[tuple[set[str], Callable[[Ctx], None]]] = [
+    ({"start"}, fig_start_floors),
+    ({"list", "start", "memory"}, fig_fleet),
+    ({"cold"}, fig_cold),
+    ({"stop"}, fig_stop),
+    ({"restart"}, fig_restart),
+    ({"capture"}, fig_capture),
+    ({"pulse"}, fig_pulse),
+    ({"issue2"}, fig_issue2),
+]
+
+
+def run_all(a: argparse.Namespace, reg: Registry, tmp: str, res: dict[str, Any]) -> None:
+    ctx = install_peers(a, reg, tmp, res)
+    for names, fig in FIGURES:
+        if names & a.figs:
+            fig(ctx)
+
+
+def _floor(fn: Callable[[], list[float]], figure: str, n: int | None, what: str) -> dict[str, Any]:
+    try:
+        return F.row(figure, n, "floor", what, fn())
+    except Exception as e:  # noqa: BLE001 - a floor failing is a failed row, never a crash
+        return F.row(figure, n, "floor", what, failed=str(e))
 
 
 def _cold(lp: Looop) -> float:
     dt = lp.boot(0)
     lp.teardown()
     return dt
-
-
-def _floor_row(prog: str, what: str, a: argparse.Namespace, reg: Registry) -> dict[str, Any]:
-    try:
-        return F.row("capture", a.size, "floor", what + " → /dev/null, no PTY",
-                     F.producer_floor(prog, a.size, a.stream_reps, reg.env()))
-    except Exception as e:  # noqa: BLE001 - a floor failing is a failed row
-        return F.row("capture", a.size, "floor", what, failed=str(e))
 
 
 def _pulse(lp: Looop, a: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
