@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -95,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(a.render) as f:
             print(report.render(json.load(f)), end="")
         return 0
+    # SIGTERM (e.g. `kill` of a background run) cleans up like Ctrl-C does.
+    # A run started with `&` from a script has SIGINT ignored (POSIX): then
+    # only SIGTERM stops it cleanly.
+    signal.signal(signal.SIGTERM, _interrupt)
     tag = os.environ.get("LOOOP_BENCH_TAG") or f"bench-{uuid.uuid4().hex[:10]}"
     tmp = tempfile.mkdtemp(prefix="looop-bench-")
     out = a.out or os.path.join(HERE, "results", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
@@ -123,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         write(res, out, a)
         shutil.rmtree(tmp, ignore_errors=True)
     return 130 if res["interrupted"] else 0
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _exists(p: Any) -> bool:
