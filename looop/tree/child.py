@@ -266,6 +266,13 @@ class Child(Terminals):
                 self._maybe_command_done()
 
     def _has_descendants(self) -> bool:
+        """Any process left below us? We are a subreaper: every orphan of our
+        subtree is re-parented to us, so the subtree is empty iff we have no
+        children left once the zombies are reaped."""
+        self._reap_all()
+        direct = ptycmd.direct_children()
+        if direct is not None:
+            return bool(direct)
         import psutil
         try:
             return any(p.status() != psutil.STATUS_ZOMBIE

@@ -129,6 +129,24 @@ def sweep(sig: int = signal.SIGKILL) -> int:
     return n
 
 
+def direct_children() -> list[int] | None:
+    """Pids of this process's children, from /proc/self/task/*/children (one
+    small read each; a psutil children() scan reads every process's stat).
+    None when the kernel does not offer it: callers fall back to psutil."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    pids: list[int] = []
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                pids += [int(x) for x in f.read().split()]
+        except OSError:
+            return None
+    return pids
+
+
 def create_time(pid: int) -> float | None:
     """The process's start time (psutil), half of its identity: (pid, created)."""
     import psutil

@@ -15,6 +15,7 @@ orphans (the root is a child subreaper too). A second Ctrl-C skips the grace.
 from __future__ import annotations
 
 import fcntl
+import gc
 import itertools
 import multiprocessing
 import os
@@ -220,6 +221,10 @@ class Root(ControlServer):
         close = tuple(fd for fd in _open_fds() if fd > 2 and fd not in (child_end.fileno(), *keep))
         sys.stdout.flush()
         sys.stderr.flush()
+        # What exists now is shared with the child copy-on-write; frozen, the
+        # child's garbage collections never write those objects' GC headers
+        # (a full collection would otherwise copy most of the inherited heap).
+        gc.freeze()
         proc = CTX.Process(target=child_main, name=f"looop-{spec.sid}", daemon=True,
                            args=(spec, child_end, os.getpid(), close))
         proc.start()
@@ -415,6 +420,9 @@ class Root(ControlServer):
         """Descendants re-parented to us (we are a subreaper) are not children
         we started: kill (if asked) and reap them by pid — never waitpid(-1)."""
         ours = {kid.proc.pid for kid in self.kids.values()}
+        direct = ptycmd.direct_children()  # cheap: this runs on every SIGCHLD
+        if direct is not None and not set(direct) - ours:
+            return
         import psutil
         try:
             kids = psutil.Process().children()
