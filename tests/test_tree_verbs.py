@@ -286,7 +286,10 @@ def test_pid_reuse_a_stale_status_is_not_a_live_session(t):
 
 def test_ls_watch_redraws_until_interrupted(t):
     import signal
-    p = subprocess.Popen([BIN, "ls", "--watch", "--interval", "100ms"], stdout=subprocess.PIPE)
+    # SIGINT at its default even if this test runs as a background job (which
+    # inherits SIGINT ignored, and Python then keeps ignoring it)
+    p = subprocess.Popen([BIN, "ls", "--watch", "--interval", "100ms"], stdout=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     got = b""
     try:
         os.set_blocking(p.stdout.fileno(), False)
