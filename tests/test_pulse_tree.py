@@ -63,8 +63,10 @@ def test_worker_moves_through_a_running_tree(data_dir, tmp_path):
         wait_until(lambda: log_has(d, "w1", "SID=w1"), 10, "LOOOP_SESSION_ID inside the worker")
 
         run("flag", "w1", "which branch?", check=True)
-        wait_until(lambda: "NEEDS YOU (1)" in t.output(), 10, "the NEEDS YOU block")
-        assert f"⚑ w1: which branch? — LOOOP_DATA_DIR={d} looop attach w1" in t.output()
+        line = f"⚑ w1: which branch? — LOOOP_DATA_DIR={d} looop attach w1"
+        # the block is written line by line: wait for the whole of it, not its header
+        wait_until(lambda: "NEEDS YOU (1)" in t.output() and line in t.output(), 10,
+                   "the NEEDS YOU block with the attach command")
         run("unflag", "w1", check=True)
 
         move({"action": "steer_session", "id": "w1", "input": "hello there"}, "steered w1")
