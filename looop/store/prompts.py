@@ -12,8 +12,16 @@ from importlib import resources
 from looop.store.atomic import write_atomic
 
 
+_CONTRACT: str | None = None
+
+
 def contract() -> str:
-    return resources.files("looop.seeds").joinpath("worker-contract.md").read_text(encoding="utf-8")
+    """The worker contract, read from the package once per process (the root
+    reads it at start: it ships with the code, so it cannot change under us)."""
+    global _CONTRACT
+    if _CONTRACT is None:
+        _CONTRACT = resources.files("looop.seeds").joinpath("worker-contract.md").read_text(encoding="utf-8")
+    return _CONTRACT
 
 
 def write(d: str, sid: str, brief: str, as_script: bool = False) -> str:
@@ -24,5 +32,7 @@ def write(d: str, sid: str, brief: str, as_script: bool = False) -> str:
     body = text + "\n" + brief + ("" if brief.endswith("\n") else "\n")
     path = os.path.join(d, "prompts", f"{sid}.md")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, body)
+    # no fsync: the rename alone keeps it old-or-new, and the file is
+    # rewritten on every start (it is not a policy file)
+    write_atomic(path, body, fsync=False)
     return path
