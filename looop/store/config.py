@@ -53,11 +53,21 @@ KNOBS: dict[str, tuple[str | None, float | None, str]] = {
 }
 
 
+_DETECTED: dict[str | None, str] = {}  # PATH → detected runner (load_cached only)
+
+
 def detect_runner() -> str:
     for name in DETECT_ORDER:
         if shutil.which(name):
             return name
     return "rules"
+
+
+def _detect_once() -> str:
+    path = os.environ.get("PATH")
+    if path not in _DETECTED:
+        _DETECTED[path] = detect_runner()
+    return _DETECTED[path]
 
 
 def default_config() -> dict[str, Any]:
@@ -83,18 +93,48 @@ def load(d: str) -> dict[str, Any]:
     """The effective config: the file merged over presets and defaults.
 
     Missing file → defaults (not written here; `ensure` writes it)."""
+    return _load(d, detect_runner)
+
+
+def _load(d: str, detect: Any) -> dict[str, Any]:
     path = paths.config_path(d)
     try:
         with open(path, encoding="utf-8") as f:
             cfg = parse(f.read(), path)
     except FileNotFoundError:
-        return default_config()
+        return {"default": detect(), "runners": {k: dict(v) for k, v in PRESETS.items()}, **DEFAULTS}
     except UnicodeDecodeError:
         raise BadInput(f"config {path} is not UTF-8") from None
     merged = {**DEFAULTS, **cfg}
     merged["runners"] = {**{k: dict(v) for k, v in PRESETS.items()}, **cfg.get("runners", {})}
-    merged.setdefault("default", detect_runner())
+    if "default" not in merged:
+        merged["default"] = detect()
     return merged
+
+
+_CACHE: dict[str, tuple[tuple[int, int, int, str | None] | None, dict[str, Any]]] = {}
+
+
+def load_cached(d: str) -> dict[str, Any]:
+    """`load` for a long-lived reader (the root, once per worker start): the
+    parsed config is reused while the file's (inode, mtime, size) and PATH are
+    unchanged, and runner auto-detection runs once per PATH. Read-only: the
+    caller must not mutate the result. A broken file raises every time."""
+    path = paths.config_path(d)
+    try:
+        st = os.stat(path)
+        key: tuple[int, int, int, str | None] | None = (st.st_ino, st.st_mtime_ns, st.st_size,
+                                                        os.environ.get("PATH"))
+    except FileNotFoundError:
+        key = (0, 0, -1, os.environ.get("PATH"))
+    except OSError:
+        key = None
+    hit = _CACHE.get(d)
+    if key is not None and hit is not None and hit[0] == key:
+        return hit[1]
+    cfg = _load(d, _detect_once)
+    _CACHE[d] = (key, cfg)
+    return cfg
 
 
 def ensure(d: str) -> tuple[dict[str, Any], bool]:
