@@ -40,6 +40,7 @@ from looop.ui.out import Printer
 
 # fork, explicitly (the default changed in 3.14): see the module docstring.
 CTX = multiprocessing.get_context("fork")
+from multiprocessing.process import _children as _mp_children  # noqa: E402 (see Root._fork)
 # Each asks for a clean stop of the tree. SIGQUIT too: a terminal's Ctrl-\
 # would otherwise kill the root (and the children) without any teardown.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -84,6 +85,7 @@ class Root(ControlServer):
         self.ready_sent = False
         self.next_watchdog: float | None = None
         self.conns: dict[int, Conn] = {}
+        self._env: dict[str, str] | None = None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -101,6 +103,7 @@ class Root(ControlServer):
         self._setup_signals()
         ptycmd.set_subreaper_and_pdeathsig(0)
         self._recover()
+        prompts.contract()  # read once, here: every worker's prompt starts with it
         events.emit(self.d, "root_start", pid=os.getpid())
         self._start_pulse()
         if self.notifier.watchdog_every:
@@ -228,6 +231,11 @@ class Root(ControlServer):
         proc = CTX.Process(target=child_main, name=f"looop-{spec.sid}", daemon=True,
                            args=(spec, child_end, os.getpid(), close))
         proc.start()
+        # multiprocessing keeps every started Process in a module set and
+        # polls all of them (waitpid) on each start(): O(N²) for N workers.
+        # The root reaps its children itself (sentinels, _kill), so ours
+        # leave that set at once.
+        _mp_children.discard(proc)
         child_end.close()
         kid = Kid(spec, proc, parent_end)
         self.kids[spec.sid] = kid
@@ -237,6 +245,13 @@ class Root(ControlServer):
         return kid
 
     def _base_env(self) -> dict[str, str]:
+        """The environment every child's command gets (a fresh copy): built
+        once, the root never changes its own environment."""
+        if self._env is None:
+            self._env = self._make_base_env()
+        return dict(self._env)
+
+    def _make_base_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("LOOOP_PULSE_FD", None)
         env.pop("NOTIFY_SOCKET", None)
@@ -281,7 +296,7 @@ class Root(ControlServer):
             raise LooopError(f"session {sid} is already running")
         if self.stopping:
             raise LooopError("looop is shutting down")
-        cfg = config.load(self.d)
+        cfg = config.load_cached(self.d)
         name, r = config.runner(cfg, runner)
         template = command or r.get("interactive", "")
         if "{{prompt_file}}" not in template:
