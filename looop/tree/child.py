@@ -157,18 +157,36 @@ class Child(Terminals):
         self._publish(pid=pid)
 
     def _on_pty(self, _f: Any, _mask: int) -> None:
+        """One wake: read up to BURST and hand it on as one piece (one log
+        write, not one per ≤ 4 KiB read) — but never past the rotation size,
+        so the log rotates where it did read by read."""
         assert self.cmd is not None
-        got = 0
-        while got < BURST:
-            data = self.cmd.read(CHUNK)
-            if data is None:
-                return
-            if not data:  # EIO: every holder of the slave is gone
-                self._stop_reading()
-                self._maybe_command_done()
-                return
-            got += len(data)
-            self._output(data)
+        got, chunks, size = 0, [], 0
+        room = self.spec.log_max - self.log_size if self.spec.log_max else BURST
+        try:
+            while got < BURST:
+                data = self.cmd.read(CHUNK)
+                if data is None:
+                    return
+                if not data:  # EIO: every holder of the slave is gone
+                    self._flush(chunks)
+                    chunks = []
+                    self._stop_reading()
+                    self._maybe_command_done()
+                    return
+                got += len(data)
+                chunks.append(data)
+                size += len(data)
+                if size >= room:
+                    self._flush(chunks)
+                    chunks, size = [], 0
+                    room = self.spec.log_max - self.log_size if self.spec.log_max else BURST
+        finally:
+            self._flush(chunks)
+
+    def _flush(self, chunks: list[bytes]) -> None:
+        if chunks:
+            self._output(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _stop_reading(self) -> None:
         """The PTY gave EIO (or we stop draining it): no more reads."""
