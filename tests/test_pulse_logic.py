@@ -376,3 +376,31 @@ def test_any_bytes_either_parse_to_an_object_or_fail_cleanly():
         for fname, kind in actions.ACTIONS[d.action].fields:
             assert fname in d.args
     check()
+
+
+def test_sense_survives_exit_and_eof_in_one_select_batch(tmp_path, monkeypatch):
+    """Regression (bench run 3, 1 beat in 40): a sensor's exit (pidfd) and
+    its stdout landed in one select() batch, exit first; the exit branch
+    drained and closed stdout, then the stale stdout key was handled again
+    and the beat crashed. Forced here: the sensor exits at once while a
+    background child writes the reading later, and select() is slowed so
+    both events are pending in that order."""
+    import selectors
+    import time
+    from looop.pulse import sense
+
+    class SlowSelector(selectors.DefaultSelector):
+        def select(self, timeout=None):
+            time.sleep(0.3)
+            return super().select(timeout)
+
+    monkeypatch.setattr(sense.selectors, "DefaultSelector", SlowSelector)
+    (tmp_path / "sensors").mkdir()
+    for i in range(3):
+        p = tmp_path / "sensors" / f"s{i}.sh"
+        p.write_text('#!/bin/sh\n(sleep 0.1; echo \'{"n": %d}\') &\n' % i)
+        p.chmod(0o755)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    readings = sense.sense(str(tmp_path), env, timeout=10, cap=8192)
+    assert [r.name for r in readings] == ["s0", "s1", "s2"]
+    assert all(r.ok for r in readings), [(r.name, r.problem) for r in readings]

@@ -106,6 +106,8 @@ def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
             if left <= 0:
                 break
             for key, _ in sel.select(left):
+                if sel.get_map().get(key.fd) is not key:
+                    continue  # an earlier key of this batch (its exit) already closed it
                 kind, r = key.data
                 if kind == "exit":
                     sel.unregister(key.fd)
