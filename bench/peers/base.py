@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
 from functools import lru_cache
 from typing import Any
 
-from procs import FigureFailed, Registry
+from procs import FigureFailed, Registry, descendants, now, wait_until
 
 HOLD = "100000"  # sleep argument of the managed program
 
@@ -113,8 +115,39 @@ class Peer:
         """Timed: ask the whole thing to stop → daemon and programs gone."""
         raise NotImplementedError
 
-    def restart_rep(self) -> float:
+    def programs(self) -> list[int]:
+        """Pids of the managed programs running now."""
         raise NotImplementedError
+
+    def restart_rep(self) -> float:
+        """Timed: SIGKILL one managed program → its replacement running
+        (the peer's own autorestart)."""
+        old = self.programs()
+        if not old:
+            raise FigureFailed("no running program to kill")
+        t0 = now()
+        os.kill(old[0], signal.SIGKILL)
+        wait_until(lambda: [p for p in self.programs() if p != old[0]], 30, "the program to restart")
+        return now() - t0
+
+    def stop_daemon(self) -> None:
+        """Teardown for a peer whose daemon is our Popen `self.proc`: SIGTERM,
+        SIGKILL if it lingers, then kill whatever it left behind."""
+        p, self.proc = getattr(self, "proc", None), None
+        if p is None or p.poll() is not None:
+            return
+        pids = descendants(p.pid)
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(self.grace + 5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+        for q in pids:
+            try:
+                os.kill(q, signal.SIGKILL)
+            except OSError:
+                pass
 
     def capture(self, program: str, size: int) -> float:
         raise NotImplementedError

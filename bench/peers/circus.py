@@ -12,7 +12,6 @@ private dir; requests go through `circusctl`:
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from typing import Any
 
@@ -110,31 +109,8 @@ class Circus(Peer):
         self.proc = None
         return now() - t0
 
-    def restart_rep(self) -> float:
-        old = self.programs()
-        if not old:
-            raise FigureFailed("no running program to kill")
-        t0 = now()
-        os.kill(old[0], signal.SIGKILL)
-        wait_until(lambda: [p for p in self.programs() if p != old[0]], 30, "the program to respawn")
-        return now() - t0
-
     def teardown(self) -> None:
-        p, self.proc = self.proc, None
-        if p is None or p.poll() is not None:
-            return
-        pids = descendants(p.pid)
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(self.grace + 5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        for q in pids:
-            try:
-                os.kill(q, signal.SIGKILL)
-            except OSError:
-                pass
+        self.stop_daemon()
 
 
 PEER = Circus

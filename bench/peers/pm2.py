@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 from typing import Any
 
 from peers.base import HOLD, Peer, Skip, shell
-from procs import FigureFailed, alive, descendants, kill_tree, mem, now, running_named, timed, wait_until
+from procs import alive, descendants, kill_tree, mem, now, running_named, timed, wait_until
 
 
 class Pm2(Peer):
@@ -105,15 +104,6 @@ class Pm2(Peer):
         self.pm2("kill", timeout=self.grace + 60)
         wait_until(lambda: not any(alive(p) for p in pids), 10, "every program gone")
         self.god = 0
-        return now() - t0
-
-    def restart_rep(self) -> float:
-        old = self.programs()
-        if not old:
-            raise FigureFailed("no running program to kill")
-        t0 = now()
-        os.kill(old[0], signal.SIGKILL)
-        wait_until(lambda: [p for p in self.programs() if p != old[0]], 30, "the program to restart")
         return now() - t0
 
     def _kill_daemon_of(self, home: str) -> Any:

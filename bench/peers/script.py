@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import Any
 
 from peers.base import Peer, Skip, check_bytes, expected, shell
 from procs import FigureFailed, now

@@ -140,16 +140,6 @@ class Supervisord(Peer):
         self.proc = None
         return now() - t0
 
-    def restart_rep(self) -> float:
-        old = self.programs()
-        if not old:
-            raise FigureFailed("no running program to kill")
-        t0 = now()
-        os.kill(old[0], signal.SIGKILL)
-        wait_until(lambda: [p for p in self.programs() if p != old[0]], 30, "the program to restart")
-        dt = now() - t0
-        return dt
-
     def capture(self, program: str, size: int) -> float:
         d = self.fresh_dir("cap")
         log = os.path.join(d, "cap.log")
@@ -175,21 +165,7 @@ class Supervisord(Peer):
         return dt
 
     def teardown(self) -> None:
-        p, self.proc = self.proc, None
-        if p is None or p.poll() is not None:
-            return
-        pids = descendants(p.pid)
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(self.grace + 5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-        for q in pids:
-            try:
-                os.kill(q, signal.SIGKILL)
-            except OSError:
-                pass
+        self.stop_daemon()
 
 
 PEER = Supervisord
