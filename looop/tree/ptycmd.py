@@ -16,7 +16,7 @@ import os
 import signal
 import struct
 import termios
-from typing import Sequence
+from typing import Any, Sequence
 
 import ptyprocess
 
@@ -156,12 +156,17 @@ def create_time(pid: int) -> float | None:
         return None
 
 
+_PRCTL: Any = None  # libc's prctl, looked up once (in the root): children inherit it
+
+
 def set_subreaper_and_pdeathsig(sig: int) -> None:
     """Linux: become a child subreaper and get `sig` when the parent dies."""
+    global _PRCTL
     try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
-        libc.prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if _PRCTL is None:
+            import ctypes
+            _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+        _PRCTL(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
+        _PRCTL(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass  # not Linux: the link EOF and the getppid check still catch root death
