@@ -50,6 +50,22 @@ def wait(cond, timeout: float, what: str) -> None:
         time.sleep(0.001)
 
 
+def oncpu(pid: int) -> float:
+    """Seconds on CPU so far (/proc/<pid>/schedstat, ns precise)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError):
+        return 0.0
+
+
+def box_busy() -> float:
+    """CPU seconds the whole machine spent busy (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def one_rep(src: str, n: int, tmp: str, prof: str = "") -> dict[str, float]:
     d = tempfile.mkdtemp(dir=tmp, prefix="data")
     home = tempfile.mkdtemp(dir=tmp, prefix="home")
@@ -72,6 +88,8 @@ def one_rep(src: str, n: int, tmp: str, prof: str = "") -> dict[str, float]:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(60)
         s.connect(os.path.join(d, ".looop.sock"))
+        cpu0 = sum(rp.cpu_times()[:2])
+        box0 = box_busy()
         t0 = time.perf_counter()
         s.sendall(b"".join(json.dumps(o).encode() + b"\n" for o in ops))
         buf, replies = b"", []
@@ -83,6 +101,11 @@ def one_rep(src: str, n: int, tmp: str, prof: str = "") -> dict[str, float]:
         sleeps = [r["pid"] for r in replies]
         wait(lambda: all(comm(p) == "sleep" for p in sleeps), 30, "sleeps")
         out["start_ms"] = (time.perf_counter() - t0) * 1e3
+        out["box_cpu_ms"] = (box_busy() - box0) * 1e3
+        out["root_cpu_ms"] = (sum(rp.cpu_times()[:2]) - cpu0) * 1e3
+        out["kids_cpu_ms"] = sum(oncpu(c.pid) for c in rp.children()
+                                 if " ".join(c.cmdline()).startswith("looop: worker")) * 1e3
+        out["cmds_cpu_ms"] = sum(oncpu(p) for p in sleeps) * 1e3
         s.close()
         time.sleep(1.0)
         uss = [c.memory_full_info().uss for c in rp.children()
