@@ -168,6 +168,8 @@ def capture_rep(src: str, mb: int, tmp: str) -> dict[str, float]:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(os.path.join(d, ".looop.sock"))
         cmd = f"head -c {mb * 1000000} /dev/zero | tr '\\0' a"
+        kid_cpu = [0.0]
+        box0 = box_busy()
         t0 = time.perf_counter()
         s.sendall(json.dumps({"op": "start", "id": "cap", "prompt": cmd,
                               "command": "bash {{prompt_file}}"}).encode() + b"\n")
@@ -180,12 +182,18 @@ def capture_rep(src: str, mb: int, tmp: str) -> dict[str, float]:
                     return json.load(f).get("state") == "exited"
             except (OSError, ValueError):
                 return False
-        wait(done, 300, "capture")
+        def done_cpu() -> bool:
+            for c in rp.children():
+                if " ".join(c.cmdline()).startswith("looop: worker"):
+                    kid_cpu[0] = max(kid_cpu[0], oncpu(c.pid))
+            return done()
+        wait(done_cpu, 300, "capture")
         dt = time.perf_counter() - t0
+        box = box_busy() - box0
         size = os.path.getsize(os.path.join(d, "sessions", "cap", "output.log"))
         assert size == mb * 1000000, size
         s.close()
-        return {"capture_s": dt}
+        return {"capture_s": dt, "box_cpu_s": box, "worker_child_cpu_s": kid_cpu[0]}
     finally:
         if root.poll() is None:
             os.kill(root.pid, signal.SIGINT)
