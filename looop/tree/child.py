@@ -16,6 +16,7 @@ States (looop.store.sessions.State):
 """
 from __future__ import annotations
 
+import _signal
 import os
 import selectors
 import signal
@@ -102,14 +103,17 @@ class Child(Terminals):
 
     def _setup_signals(self) -> None:
         # Ctrl-C / Ctrl-\ reach the whole foreground group: the root handles them, once
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+        # _signal.signal: signal.signal's enum wrapping of the old handler
+        # (the root's lambda: a ValueError inside enum, every call) would
+        # copy-on-write ~80 KiB of the root's pages into each child
+        _signal.signal(signal.SIGINT, _signal.SIG_IGN)
+        _signal.signal(signal.SIGQUIT, _signal.SIG_IGN)
         r, w = socket.socketpair()
         r.setblocking(False)
         w.setblocking(False)
         self._wake_r, self._wake_w = r, w
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(sig, lambda *_: None)  # record only: the byte on the wakeup fd
+            _signal.signal(sig, lambda *_: None)  # record only: the byte on the wakeup fd
         signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
         self.sel.register(r, selectors.EVENT_READ, self._on_signal)
 

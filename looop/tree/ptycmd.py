@@ -10,6 +10,7 @@ dies, and `sweep` finds it among the child's descendants.
 """
 from __future__ import annotations
 
+import _signal
 import errno
 import fcntl
 import os
@@ -29,7 +30,7 @@ def clean_exec_state(pass_fds: Sequence[int] = ()) -> None:
     as in a shell (Python ignores SIGPIPE; ignored signals survive exec).
     ptyprocess closes every other fd; the passed ones must survive exec."""
     for sig in _RESET_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
+        _signal.signal(sig, _signal.SIG_DFL)  # (no enum wrapping: runs before every exec)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     for fd in pass_fds:
         os.set_inheritable(fd, True)
