@@ -39,8 +39,8 @@ ORPHAN_GRACE = 1.0        # root gone: HUP/TERM, then SIGKILL after this (SPEC: 
 
 
 def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, ...]) -> None:
-    """Entry point of the forked child (looop.tree.forked). Never returns
-    normally into its error path: exceptions end the PTY group first."""
+    """Entry point of the forked multiprocessing child. Never returns normally
+    into multiprocessing's error path: exceptions end the PTY group first."""
     for fd in close_fds:
         try:
             os.close(fd)

@@ -33,15 +33,14 @@ from looop.store import config, events, paths, prompts, sessions
 from looop.store.sessions import State
 from looop.tree import control, leftovers, notify, ptycmd, title
 from looop.tree.child import FINAL, child_main
-from looop.tree.forked import Forked
 from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
 from looop.tree.policy import Intensity
 from looop.tree.spec import ChildSpec, Restart
 from looop.ui.out import Printer
 
-# Children are forked by looop.tree.forked (os.fork, see the module docstring);
-# their links are multiprocessing Pipes (pickled tuples, fd passing).
+# fork, explicitly (the default changed in 3.14): see the module docstring.
 CTX = multiprocessing.get_context("fork")
+from multiprocessing.process import _children as _mp_children  # noqa: E402 (see Root._fork)
 # Each asks for a clean stop of the tree. SIGQUIT too: a terminal's Ctrl-\
 # would otherwise kill the root (and the children) without any teardown.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -229,8 +228,14 @@ class Root(ControlServer):
         # child's garbage collections never write those objects' GC headers
         # (a full collection would otherwise copy most of the inherited heap).
         gc.freeze()
-        proc = Forked(child_main, (spec, child_end, os.getpid(), close), f"looop-{spec.sid}")
+        proc = CTX.Process(target=child_main, name=f"looop-{spec.sid}", daemon=True,
+                           args=(spec, child_end, os.getpid(), close))
         proc.start()
+        # multiprocessing keeps every started Process in a module set and
+        # polls all of them (waitpid) on each start(): O(N²) for N workers.
+        # The root reaps its children itself (sentinels, join by pid), so
+        # ours leave that set at once.
+        _mp_children.discard(proc)
         child_end.close()
         kid = Kid(spec, proc, parent_end)
         self.kids[spec.sid] = kid
