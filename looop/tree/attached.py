@@ -73,12 +73,9 @@ class Terminals:
             self._client_flush(c)
         if not mask & selectors.EVENT_READ:
             return
-        try:
-            data = sock.recv(65536)
-        except BlockingIOError:
+        data = control.recv_some(sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self._drop_client(c)
             return

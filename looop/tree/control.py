@@ -58,6 +58,17 @@ class FrameReader:
             yield kind, payload
 
 
+def recv_some(sock: socket.socket) -> bytes | None:
+    """One non-blocking read: None if nothing is ready, b"" on EOF or a
+    broken connection (both mean: drop it)."""
+    try:
+        return sock.recv(65536)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
 def peer_uid(sock: socket.socket) -> int | None:
     """The connecting process's uid (Linux SO_PEERCRED), None if unknown."""
     try:

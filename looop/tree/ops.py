@@ -57,12 +57,9 @@ class ControlServer:
         conn = self.conns.get(sock.fileno())
         if conn is None:
             return
-        try:
-            data = sock.recv(65536)
-        except BlockingIOError:
+        data = control.recv_some(sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self._drop(conn)
             return
