@@ -24,22 +24,7 @@ import tempfile
 import time
 
 import psutil
-
-
-def comm(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from procs import alive, comm  # noqa: E402 (bench/ is on sys.path: run as a script)
 
 
 def wait(cond, timeout: float, what: str) -> None:
