@@ -134,6 +134,7 @@ def check_lock(c: Ctx) -> Result:
     """Who holds `<data>/.lock`: read the pid inside and ask the process
     table (title = `looop: root … <data dir>`). Never takes the lock."""
     from looop.store import paths
+    from looop.store.lock import is_root_of
     try:
         with open(paths.lock_path(c.d), "rb") as f:
             text = f.read(32).decode(errors="replace").strip()
@@ -142,22 +143,12 @@ def check_lock(c: Ctx) -> Result:
     except OSError as e:
         return "fail", "lock", f"cannot read {paths.lock_path(c.d)}: {e.strerror}"
     pid = int(text) if text.isdigit() else None
-    if pid is not None and _is_root_of(pid, c.d):
+    if pid is not None and is_root_of(pid, c.d):
         c.root_pid = pid
         return "ok", "lock", f"held by pid {pid} (looop is running)"
     if pid is None:
         return "ok", "lock", "free"
     return "ok", "lock", f"free (stale: pid {pid} is gone or not looop; the next start takes it)"
-
-
-def _is_root_of(pid: int, d: str) -> bool:
-    from looop.tree.title import parse_title
-    import psutil
-    try:
-        t = parse_title(" ".join(x for x in psutil.Process(pid).cmdline() if x))
-    except psutil.Error:
-        return False
-    return t is not None and t.role == "root" and t.data_dir == d
 
 
 def check_socket(c: Ctx) -> Result:

@@ -5,7 +5,6 @@ Imports are lazy: these verbs share nothing with the `ls` hot path.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 from typing import Any
@@ -19,17 +18,12 @@ from looop.store import paths
 
 def _hold_lock(d: str) -> int:
     """Take the data dir's lock for the beat (a root holding it → refuse)."""
-    fd = os.open(paths.lock_path(d), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    from looop.store import lock
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise AlreadyRunning(f"looop is running for this data dir (pid {holder}) — its pulse "
+        return lock.take(d)
+    except lock.Held as e:
+        raise AlreadyRunning(f"looop is running for this data dir (pid {e.pid}) — its pulse "
                              f"beats there; watch it with: looop watch pulse") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    return fd
 
 
 def cmd_tick(argv: list[str]) -> int:
@@ -71,14 +65,8 @@ def cmd_tick(argv: list[str]) -> int:
 
 def root_pid(d: str) -> int | None:
     """The pid in `.lock` if it is a live looop root of this data dir."""
-    import psutil
-    try:
-        with open(paths.lock_path(d)) as f:
-            pid = int(f.read().strip() or 0)
-        cl = " ".join(x for x in psutil.Process(pid).cmdline() if x)
-    except (OSError, ValueError, psutil.Error):
-        return None
-    return pid if cl.startswith("looop: root") and cl.endswith(" " + d) else None
+    from looop.store import lock
+    return lock.live_root(d)
 
 
 def status(d: str) -> dict[str, Any]:

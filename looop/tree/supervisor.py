@@ -14,7 +14,6 @@ orphans (the root is a child subreaper too). A second Ctrl-C skips the grace.
 """
 from __future__ import annotations
 
-import fcntl
 import gc
 import itertools
 import multiprocessing
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looop.errors import AlreadyRunning, LooopError
-from looop.store import config, events, paths, prompts, sessions
+from looop.store import config, events, lock, paths, prompts, sessions
 from looop.store.sessions import State
 from looop.tree import control, leftovers, notify, ptycmd, title
 from looop.tree.child import FINAL, child_main
@@ -119,15 +118,10 @@ class Root(ControlServer):
         return self._report_stop()
 
     def _lock(self) -> None:
-        fd = os.open(paths.lock_path(self.d), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise AlreadyRunning(f"already running (pid {holder}) — watch it with: looop watch pulse") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+            fd = lock.take(self.d)
+        except lock.Held as e:
+            raise AlreadyRunning(f"already running (pid {e.pid}) — watch it with: looop watch pulse") from None
         self.lock_fd = fd  # held for our lifetime; closed in every child right after fork
 
     def _recover(self) -> None:
