@@ -97,13 +97,25 @@ class Peer:
     def boot(self, n: int, program: str = "sleep", autorestart: bool = False) -> None:
         raise NotImplementedError
 
+    def request_start(self) -> None:
+        """Ask the daemon to start all n configured programs (the tool's own command)."""
+        raise NotImplementedError
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop every program."""
+        raise NotImplementedError
+
     def start_all(self) -> float:
         """Timed: the start request → all n managed programs running (/proc)."""
-        raise NotImplementedError
+        t0 = now()
+        self.request_start()
+        wait_until(lambda: len(self.programs()) >= self.n, 60, f"{self.n} programs running")
+        return now() - t0
 
     def stop_programs(self) -> None:
         """Untimed: back to n configured, none running."""
-        raise NotImplementedError
+        self.request_stop()
+        wait_until(lambda: not self.programs(), self.grace + 15, "programs to stop")
 
     def list_cmds(self) -> dict[str, tuple[list[str], dict[str, str]]]:
         return {}

@@ -82,15 +82,11 @@ class Pm2(Peer):
     def programs(self) -> list[int]:
         return running_named(self.god, "sleep") if self.god else []
 
-    def start_all(self) -> float:
-        t0 = now()
+    def request_start(self) -> None:
         self.pm2("start", self.eco)
-        wait_until(lambda: len(self.programs()) >= self.n, 60, f"{self.n} programs running")
-        return now() - t0
 
-    def stop_programs(self) -> None:
+    def request_stop(self) -> None:
         self.pm2("delete", "all")
-        wait_until(lambda: not self.programs(), self.grace + 15, "programs to stop")
 
     def list_cmds(self) -> dict[str, tuple[list[str], dict[str, str]]]:
         return {"pm2 jlist": ([self.bin, "jlist"], self._env())}
