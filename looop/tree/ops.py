@@ -2,7 +2,7 @@
 dispatch through OPS, reply (see control.py for the wire format).
 
 A mixin of Root (looop.tree.supervisor): it uses the root's selector, its
-children (`kids`), `pending` requests, `start_worker`, `_fork`, `_send`.
+children (`kids`), `pending` requests, `start_worker`, `worker_spec`, `_fork`, `_send`.
 Handlers run in the root's single loop and never block for long: a request
 for a child is forwarded over its link and answered when the child replies
 (`pending`), or by the root when the child dies first.
@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from looop.errors import LooopError
 from looop.store import jsonio, paths, sessions
 from looop.tree import control
-from looop.tree.spec import ChildSpec
 
 if TYPE_CHECKING:
     from looop.tree.supervisor import Kid
@@ -179,12 +178,7 @@ READ_ONLY_OPS)
         if self.stopping:
             raise LooopError("looop is shutting down")
         sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
-        env = self._base_env()
-        env["LOOOP_SESSION_ID"] = sid
-        spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=meta.get("cwd") or self.d,
-                         argv=("bash", "-lc", meta["command"]), env=tuple(env.items()),
-                         grace=self.grace, log_max=self.log_max)
-        self._fork(spec).start_waiters.append(conn)
+        self._fork(self.worker_spec(sid, meta["command"], meta.get("cwd") or self.d)).start_waiters.append(conn)
 
     def op_prune(self, conn: Conn, req: dict[str, Any]) -> None:
         """Remove every finished worker's dir. Done by the root when it runs,

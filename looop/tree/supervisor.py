@@ -300,16 +300,19 @@ class Root(ControlServer):
         as_script = template.strip().startswith("bash {{prompt_file}}")
         prompt_file = prompts.write(self.d, sid, brief, as_script=as_script)
         cmd = template.replace("{{prompt_file}}", shlex.quote(prompt_file))
-        env = self._base_env()
-        env["LOOOP_SESSION_ID"] = sid
         sessions.write_meta(self.d, sid, {"id": sid, "role": "worker", "command": cmd,
                                           "runner": name, "cwd": self.d,
                                           "prompt_file": prompt_file,
                                           "started_at": sessions.rfc3339()})
-        spec = ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=self.d,
+        return self._fork(self.worker_spec(sid, cmd, self.d))
+
+    def worker_spec(self, sid: str, cmd: str, cwd: str) -> ChildSpec:
+        """A worker: `cmd` under `bash -lc` (the user's login environment, SPEC §6)."""
+        env = self._base_env()
+        env["LOOOP_SESSION_ID"] = sid
+        return ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=cwd,
                          argv=("bash", "-lc", cmd), env=tuple(env.items()), grace=self.grace,
                          log_max=self.log_max)
-        return self._fork(spec)
 
     def _on_link(self, fd: int, _mask: int) -> None:
         kid = self.by_fd.get(fd)
