@@ -12,33 +12,6 @@ import os
 import sys
 import textwrap
 
-# (name, default, what it does). The manual shows each with its value now.
-ENV: tuple[tuple[str, str, str], ...] = (
-    ("LOOOP_DATA_DIR", "${XDG_STATE_HOME:-~/.local/state}/looop", "the data dir = the profile"),
-    ("LOOOP_CONFIG", "<data>/looop.json", "the config file"),
-    ("LOOOP_INTERVAL", "60 (config interval)", "seconds between beats when idle"),
-    ("LOOOP_BUSY_INTERVAL", "= interval (config busy_interval)", "after a beat that acted"),
-    ("LOOOP_ACTIVE_INTERVAL", "= interval (config active_interval)", "while any worker is alive"),
-    ("LOOOP_SHUTDOWN_GRACE", "5", "seconds a stopping process gets before SIGKILL"),
-    ("LOOOP_SENSOR_TIMEOUT", "60", "seconds per sensor (exit 124 on timeout)"),
-    ("LOOOP_SENSOR_MAX_BYTES", "8192", "cap on one sensor reading"),
-    ("LOOOP_TICK_TIMEOUT", "900", "seconds the decider may run; then its group is killed"),
-    ("LOOOP_RUNS_KEEP", "50", "runs/<id>/ archives kept (0 = all)"),
-    ("LOOOP_SESSION_TTL", "259200 (config session_ttl)", "seconds a finished session dir is kept"),
-    ("LOOOP_LOG_MAX_BYTES", "67108864", "output.log rotates at this size (one .1 kept)"),
-    ("LOOOP_LOG_FORMAT", "human", "`json` = NDJSON output, like --json"),
-    ("LOOOP_COLOR", "auto", "1 forces colors on, 0 off"),
-    ("NO_COLOR", "unset", "any value turns colors off (unless LOOOP_COLOR=1)"),
-    ("LOOOP_TMUX_SURFACE", "1", "0 = never open tmux windows for flagged workers"),
-    ("LOOOP_SHELL_ALLOW_DANGEROUS", "0", "1 disables the run_shell deny-list tripwire"),
-    ("LOOOP_RESTART_MAX", "5", "pulse restarts allowed per period before looop gives up"),
-    ("LOOOP_RESTART_PERIOD", "60", "seconds of that restart window"),
-)
-# Set by looop for the commands it starts (runners, workers); read them there.
-EXPORTED = ("LOOOP_BIN", "LOOOP_DATA_DIR", "LOOOP_CONFIG", "LOOOP_SESSION_ID",
-            "LOOOP_COST_KIND", "LOOOP_COST_ID", "LOOOP_COST_RUNNER")
-
-
 def verbs_text() -> str:
     """Each public verb: its summary, then its usage line from its own parser."""
     from looop.cli.completion import capture_parser
@@ -58,13 +31,14 @@ def verbs_text() -> str:
 
 
 def env_text() -> str:
+    """The settings table (looop.settings), each with its value now."""
+    from looop import settings
     out = []
-    for name, default, what in ENV:
-        now = os.environ.get(name)
+    for name, what, default, now in settings.rows():
         out.append(f"  {name:<28} {what}\n  {'':<28} default: {default}"
                    + (f"; now: {now}" if now is not None else ""))
     out.append("")
-    out += textwrap.wrap("Exported to runners and workers: " + ", ".join(EXPORTED) + ".",
+    out += textwrap.wrap("Exported to runners and workers: " + ", ".join(settings.EXPORTED) + ".",
                          76, initial_indent="  ", subsequent_indent="  ")
     return "\n".join(out)
 

@@ -55,11 +55,8 @@ def _quote(word: str, exec_line: bool = False) -> str:
 def shutdown_bound() -> float:
     """Seconds looop itself needs, at most, to stop the whole tree."""
     from looop.tree.child import FINAL
-    try:
-        grace = float(os.environ.get("LOOOP_SHUTDOWN_GRACE") or 5.0)  # as the root reads it
-    except ValueError:
-        grace = 5.0
-    return grace + FINAL
+    from looop import settings
+    return float(settings.get("LOOOP_SHUTDOWN_GRACE")) + FINAL  # as the root reads it
 
 
 def _environment(d: str) -> dict[str, str]:

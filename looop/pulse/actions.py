@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from looop import settings
 from looop.errors import BadInput, LooopError, NotRunning
 from looop.store import paths
 from looop.store.atomic import write_atomic
@@ -214,7 +215,7 @@ def _run_shell(ctx: Ctx, a: dict[str, Any]) -> str:
     import subprocess
 
     from looop.pulse import runner, tripwire
-    if ctx.env.get("LOOOP_SHELL_ALLOW_DANGEROUS") != "1":
+    if settings.get("LOOOP_SHELL_ALLOW_DANGEROUS", env=ctx.env) != "1":
         hit = tripwire.screen(a["cmd"])
         if hit:
             raise DecisionError(f"run_shell refused by the deny-list tripwire ({hit}); "

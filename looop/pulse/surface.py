@@ -13,6 +13,7 @@ import shlex
 import subprocess
 from typing import Any
 
+from looop import settings
 from looop.store import events, jsonio, paths
 from looop.store.atomic import write_atomic
 
@@ -38,7 +39,7 @@ def surface(d: str, rows: list[dict[str, Any]], out: Any, env: dict[str, str]) -
         out.line("warn", "attention", f"  ⚑ {r['id']}: {r.get('note') or '(no note)'} — {cmd}",
                  id=r["id"], note=r.get("note"), attach=cmd)
         events.emit(d, "needs_you", id=r["id"], note=r.get("note"))
-    if env.get("LOOOP_TMUX_SURFACE", "1") != "0":
+    if settings.get("LOOOP_TMUX_SURFACE", env=env) != "0":
         _tmux(d, rows, env)
     return [r["id"] for r in rows]
 

@@ -36,21 +36,7 @@ PRESETS: dict[str, dict[str, str]] = {
 DETECT_ORDER = ("claude", "codex", "pi")
 DEFAULTS: dict[str, Any] = {"interval": 60, "session_ttl": 3 * 86400}
 
-# The pulse's numeric knobs: looop.json key → (environment override, default,
-# meaning). The environment wins over the file; a default of None means "see
-# the meaning" (e.g. the busy interval falls back to the idle one).
-KNOBS: dict[str, tuple[str | None, float | None, str]] = {
-    "interval": ("LOOOP_INTERVAL", 60, "seconds between beats when idle"),
-    "busy_interval": ("LOOOP_BUSY_INTERVAL", None, "after a beat that acted (default: interval)"),
-    "active_interval": ("LOOOP_ACTIVE_INTERVAL", None, "while a worker is alive (default: interval)"),
-    "session_ttl": ("LOOOP_SESSION_TTL", 3 * 86400, "seconds a finished session dir is kept"),
-    "sensor_timeout": ("LOOOP_SENSOR_TIMEOUT", 60, "seconds a sensor may run (then exit 124)"),
-    "sensor_max_bytes": ("LOOOP_SENSOR_MAX_BYTES", 8192, "largest sensor reading kept"),
-    "tick_timeout": ("LOOOP_TICK_TIMEOUT", 900, "seconds the decider may run"),
-    "shell_timeout": ("LOOOP_SHELL_TIMEOUT", 300, "seconds a run_shell move may run"),
-    "runs_keep": ("LOOOP_RUNS_KEEP", 50, "newest runs/<id>/ kept (0 = all)"),
-    "max_daily_usd": (None, None, "spend breaker: no decide step once today's ledger reaches it"),
-}
+# The numeric knobs live in looop.settings (one table for env and config).
 
 
 _DETECTED: dict[str | None, str] = {}  # PATH → detected runner (load_cached only)
@@ -158,22 +144,9 @@ def runner(cfg: dict[str, Any], name: str | None) -> tuple[str, dict[str, str]]:
     return name, r
 
 
-def number(cfg: dict[str, Any], key: str, env: str | None, default: float) -> float:
-    """A numeric knob: env over config over default."""
-    for raw in (os.environ.get(env) if env else None, cfg.get(key)):
-        if raw is None or raw == "":
-            continue
-        try:
-            return float(raw)
-        except (TypeError, ValueError):
-            continue
-    return default
-
-
 def knob(cfg: dict[str, Any], key: str, default: float | None = None) -> float | None:
-    """A pulse knob from KNOBS: env over config over its default (or `default`)."""
-    env, dflt, _ = KNOBS[key]
-    value = number(cfg, key, env, float("nan"))
-    if value == value:  # not NaN: found
-        return value
-    return default if dflt is None else float(dflt)
+    """A numeric setting (looop.settings): env over config over its default
+    (or `default` when the table has none)."""
+    from looop import settings
+    v = settings.get(key, cfg, default)
+    return None if v is None else float(v)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from looop import settings
 from looop.store import jsonio
 from looop.store.atomic import append_line
 from looop.store.sessions import rfc3339
@@ -16,7 +17,7 @@ from looop.store.sessions import rfc3339
 def emit(d: str, event: str, **fields: Any) -> None:
     path = os.path.join(d, "events.jsonl")
     try:
-        cap = int(os.environ.get("LOOOP_EVENTS_MAX_BYTES", 8 << 20))
+        cap = int(settings.get("LOOOP_EVENTS_MAX_BYTES"))
         if cap > 0 and os.path.getsize(path) > cap:
             os.replace(path, path + ".1")
     except (OSError, ValueError):

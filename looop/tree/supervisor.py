@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from looop import settings
 from looop.errors import AlreadyRunning, LooopError
 from looop.store import config, events, lock, paths, prompts, sessions
 from looop.store.sessions import State
@@ -55,11 +56,9 @@ class Kid:
     pulse_end: socket.socket | None = None
 
 
-def env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
+def env_float(name: str, default: float | None = None) -> float:
+    """A numeric knob from looop.settings (its default unless given)."""
+    return float(settings.get(name, None, default))
 
 
 class Root(ControlServer):
@@ -67,10 +66,10 @@ class Root(ControlServer):
         self.d = d
         self.json = json_mode
         self.out = printer or Printer(json=json_mode)
-        self.grace = env_float("LOOOP_SHUTDOWN_GRACE", 5.0)
-        self.log_max = int(env_float("LOOOP_LOG_MAX_BYTES", 64 << 20))  # 0 = never rotate
-        self.intensity = Intensity(int(env_float("LOOOP_RESTART_MAX", 5)),
-                                   env_float("LOOOP_RESTART_PERIOD", 60.0))
+        self.grace = env_float("LOOOP_SHUTDOWN_GRACE")
+        self.log_max = int(env_float("LOOOP_LOG_MAX_BYTES"))  # 0 = never rotate
+        self.intensity = Intensity(int(env_float("LOOOP_RESTART_MAX")),
+                                   env_float("LOOOP_RESTART_PERIOD"))
         self.kids: dict[str, Kid] = {}
         self.by_fd: dict[int, Kid] = {}
         self.pending: dict[int, tuple[Conn, str, str]] = {}  # req id → (client, session, op)

@@ -10,15 +10,17 @@ import sys
 import time
 from typing import Any, TextIO
 
+from looop import settings
+
 GLYPHS = {"info": "·", "step": "→", "ok": "✓", "warn": "⚡", "error": "✗"}
 
 
 def color_enabled(stream: TextIO) -> bool:
     """LOOOP_COLOR=1/0 forces; else NO_COLOR disables; else on for a TTY."""
-    forced = os.environ.get("LOOOP_COLOR")
+    forced = settings.get("LOOOP_COLOR")
     if forced in ("0", "1"):
         return forced == "1"
-    if os.environ.get("NO_COLOR"):
+    if settings.get("NO_COLOR"):
         return False
     try:
         return stream.isatty()
@@ -27,7 +29,7 @@ def color_enabled(stream: TextIO) -> bool:
 
 
 def json_mode(flag: bool = False) -> bool:
-    return flag or os.environ.get("LOOOP_LOG_FORMAT") == "json"
+    return flag or settings.get("LOOOP_LOG_FORMAT") == "json"
 
 
 class Printer:
