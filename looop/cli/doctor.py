@@ -110,6 +110,22 @@ def check_runner(c: Ctx) -> Result:
     return "ok", "runner", f"{name}: {where}"
 
 
+def check_states(c: Ctx) -> Result:
+    """Every runner's activity patterns compile (SPEC §15): a bad regex is
+    named with its runner, state and index."""
+    from looop.store import config
+    from looop.tree.activity import PatternError, compile_patterns
+    if c.cfg is None:
+        return "info", "states", "skipped (config unreadable)"
+    n = 0
+    for name in sorted(c.cfg.get("runners", {})):
+        try:
+            n += sum(len(v) for v in compile_patterns(name, config.runner_states(c.cfg, name)).values())
+        except PatternError as e:
+            return "fail", "states", f"{e} — fix it in {c.config_path}"
+    return "ok", "states", f"{n} activity patterns compile"
+
+
 def check_data_dir(c: Ctx) -> Result:
     import tempfile
     d = c.d
@@ -186,7 +202,7 @@ def check_tmux(c: Ctx) -> Result:
 
 
 CHECKS: tuple[Callable[[Ctx], Result], ...] = (
-    check_python, check_deps, check_config, check_runner, check_data_dir,
+    check_python, check_deps, check_config, check_runner, check_states, check_data_dir,
     check_lock, check_socket, check_tmux,
 )
 

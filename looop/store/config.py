@@ -8,25 +8,87 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from typing import Any
 
 from looop.errors import BadInput
 from looop.store import paths
 
-PRESETS: dict[str, dict[str, str]] = {
+# `states`: regexes matched against a worker's settled screen (SPEC §15,
+# looop.tree.activity). Each comes from the tool's own docs or issue threads,
+# cited beside it; none is invented. Where a tool documents no string for a
+# state, there is no pattern and the timing rules decide (settled → ready).
+PRESETS: dict[str, dict[str, Any]] = {
     "claude": {
         "tick": "claude -p --dangerously-skip-permissions",
         "interactive": 'claude --dangerously-skip-permissions "$(cat {{prompt_file}})"',
+        "states": {
+            "working": [
+                # the spinner line "(esc to interrupt)":
+                # https://github.com/anthropics/claude-code/issues/16905 and /issues/14526
+                r"esc to interrupt",
+            ],
+            "asking": [
+                # permission dialogs "Do you want to proceed?" / "…make this edit to <file>?" /
+                # "…create <file>?": https://github.com/anthropics/claude-code/issues/10732,
+                # catalogued in https://github.com/judell/bram/issues/197
+                r"Do you want to (?:proceed|make this edit|create|overwrite|allow)",
+                # the dialog's last option: https://github.com/anthropics/claude-code/issues/10732
+                r"No, and tell Claude what to do differently",
+            ],
+            "limited": [
+                # "You've hit your session limit · resets 12:50am (America/Los_Angeles)":
+                # https://github.com/anthropics/claude-code/issues/74079, /issues/54698
+                r"You[’']ve hit your (?:session |weekly )?limit",
+                # "Claude usage limit reached. Your limit will reset at 9am (America/Chicago)":
+                # https://github.com/anthropics/claude-code/issues/15064
+                r"usage limit reached",
+            ],
+            "ready": [
+                # after Esc: "Interrupted · What should Claude do instead?":
+                # https://github.com/gnachman/iTerm2/pull/758, anthropics/claude-code/issues/33235
+                r"Interrupted · What should Claude do instead\?",
+            ],
+        },
     },
     "codex": {
         "tick": "codex exec --full-auto -",
         "interactive": 'codex --full-auto "$(cat {{prompt_file}})"',
+        "states": {
+            "working": [
+                # "Working (··· • esc to interrupt)" (and "esc esc" after openai/codex#8760):
+                # https://github.com/openai/codex/issues/17095, https://github.com/openai/codex/pull/8760
+                r"esc (?:esc )?to interrupt",
+            ],
+            "asking": [
+                # the exec approval overlay: https://github.com/openai/codex/issues/1260 (comment)
+                r"Would you like to run the following command\?",
+                # older "Allow command?" dialog: https://github.com/openai/codex/issues/392
+                r"Allow command\?",
+                # approval option label: https://github.com/openai/codex/pull/7543
+                r"Yes, proceed",
+            ],
+            "limited": [
+                # "■ You've hit your usage limit. … try again in 5 days 22 hours 11 minutes." /
+                # "… or try again at Jul 5th, 2026 8:19 PM.": https://github.com/openai/codex/issues/3899,
+                # https://github.com/openai/codex/issues/26668
+                r"You[’']ve hit your usage limit",
+            ],
+        },
     },
     "pi": {
         # pipefail: a failing pi fails the beat even though _fmt exits 0
         "tick": 'set -o pipefail; pi -p --mode json "$(cat {{prompt_file}})" | "$LOOOP_BIN" _fmt',
         "interactive": 'pi "$(cat {{prompt_file}})"',
+        "states": {
+            "working": [
+                # the loader "Working... (esc to interrupt)": badlogic/pi-mono
+                # packages/coding-agent/src/modes/interactive/interactive-mode.ts
+                # (`${defaultWorkingMessage} (${keyText("app.interrupt")} to interrupt)`)
+                r"Working\.\.\. \(.+ to interrupt\)",
+            ],
+        },
     },
     "rules": {
         "tick": '"$LOOOP_BIN" _rules',
@@ -34,6 +96,8 @@ PRESETS: dict[str, dict[str, str]] = {
     },
 }
 DETECT_ORDER = ("claude", "codex", "pi")
+DEFAULT_SETTLE = 1.5        # seconds of quiet before a screen counts as settled
+DEFAULT_STUCK = 15 * 60.0   # LOOOP_WORKER_STUCK
 DEFAULTS: dict[str, Any] = {"interval": 60, "session_ttl": 3 * 86400}
 
 # The numeric knobs live in looop.settings (one table for env and config).
@@ -57,8 +121,10 @@ def _detect_once() -> str:
 
 
 def default_config() -> dict[str, Any]:
-    return {"default": detect_runner(), "runners": {k: dict(v) for k, v in PRESETS.items()},
-            **DEFAULTS}
+    # the written file leaves the preset `states` out: they apply anyway
+    # (runner_states), and a newer looop's patterns then reach old files
+    runners = {k: {f: v for f, v in r.items() if f != "states"} for k, r in PRESETS.items()}
+    return {"default": detect_runner(), "runners": runners, **DEFAULTS}
 
 
 def parse(text: str, path: str) -> dict[str, Any]:
@@ -132,6 +198,43 @@ def ensure(d: str) -> tuple[dict[str, Any], bool]:
     cfg = default_config()
     write_atomic(path, json.dumps(cfg, indent=2) + "\n")
     return cfg, True
+
+
+def runner_states(cfg: dict[str, Any], name: str) -> dict[str, Any]:
+    """A runner's `states` table: its preset's patterns, each state the
+    user's entry names replaced by the user's list (user entries override)."""
+    preset = PRESETS.get(name, {}).get("states") or {}
+    mine = (cfg.get("runners", {}).get(name) or {}).get("states")
+    if mine is None or not isinstance(mine, dict):
+        return dict(preset) if mine is None else mine  # a bad value reaches validation as is
+    return {**preset, **mine}
+
+
+_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds(value: Any) -> float | None:
+    """A duration knob (`1.5s`, `500ms`, `15m`, bare seconds) → seconds, None if unparsable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value >= 0 else None
+    m = _DUR.match(str(value))
+    return float(m.group(1)) * _UNIT[m.group(2)] if m else None
+
+
+def runner_settle(cfg: dict[str, Any], name: str) -> float:
+    """A runner's `settle` (default 1.5 s): the quiet that makes a screen settled."""
+    raw = (cfg.get("runners", {}).get(name) or {}).get("settle", PRESETS.get(name, {}).get("settle"))
+    got = seconds(raw) if raw is not None else None
+    return DEFAULT_SETTLE if got is None else got
+
+
+def worker_stuck() -> float:
+    """LOOOP_WORKER_STUCK (default 15 min): quiet this long while working is stuck."""
+    got = seconds(os.environ.get("LOOOP_WORKER_STUCK", ""))
+    return DEFAULT_STUCK if got is None or got <= 0 else got
 
 
 def runner(cfg: dict[str, Any], name: str | None) -> tuple[str, dict[str, str]]:
