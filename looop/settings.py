@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOOOP_COLOR", None, str, "auto", "1 forces colors on, 0 off"),
     Setting("NO_COLOR", None, str, None, "any value turns colors off (unless LOOOP_COLOR=1)", "unset"),
     Setting("LOOOP_TMUX_SURFACE", None, str, "1", "0 = never open tmux windows for flagged workers"),
+    Setting("LOOOP_WORKER_STUCK", None, float, 900.0,
+            "seconds without output or screen change before a working worker is `stuck`"),
     Setting("LOOOP_SHELL_ALLOW_DANGEROUS", None, str, "0", "1 disables the run_shell deny-list tripwire"),
 )
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS if s.env}

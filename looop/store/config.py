@@ -233,8 +233,9 @@ def runner_settle(cfg: dict[str, Any], name: str) -> float:
 
 def worker_stuck() -> float:
     """LOOOP_WORKER_STUCK (default 15 min): quiet this long while working is stuck."""
-    got = seconds(os.environ.get("LOOOP_WORKER_STUCK", ""))
-    return DEFAULT_STUCK if got is None or got <= 0 else got
+    from looop import settings
+    got = settings.get("LOOOP_WORKER_STUCK")
+    return DEFAULT_STUCK if got is None or got <= 0 else float(got)
 
 
 def runner(cfg: dict[str, Any], name: str | None) -> tuple[str, dict[str, str]]:
