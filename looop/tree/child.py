@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from looop.store import sessions
 from looop.store.sessions import State
-from looop.tree import control, ptycmd, title
+from looop.tree import backends, control, ptycmd, title
 from looop.tree.attached import Client, Terminals
 from looop.tree.spec import ChildSpec
 
@@ -60,7 +60,7 @@ class Child(Terminals):
         self.state = State.STARTING
         self.flagged, self.note = False, None
         self.exit_code: int | None = None
-        self.cmd: ptycmd.PtyCommand | None = None
+        self.cmd: backends.Backend | None = None
         self.cmd_alive = False
         self.pty_open = False
         self.stop_mode: State | str | None = None   # KILLED, or "restart"
@@ -132,17 +132,17 @@ class Child(Terminals):
 
     def teardown(self) -> None:
         """Last resort on any exit path: nothing of ours may survive."""
-        if self.cmd_alive and self.cmd is not None:
-            self.cmd.signal(signal.SIGKILL)
-        ptycmd.sweep(signal.SIGKILL)
+        if self.cmd is not None:
+            self.cmd.signal(backends.Stop.KILL)
+        else:
+            ptycmd.sweep(signal.SIGKILL)
         self._reap_all(wait=0.5)
 
     # -- the command ----------------------------------------------------------
 
     def _spawn(self) -> None:
         s = self.spec
-        env = dict(s.env)
-        self.cmd = ptycmd.PtyCommand(s.argv, s.cwd, env, s.cols, s.rows, s.onlcr, s.pass_fds)
+        self.cmd = backends.open_backend(s)
         try:
             pid = self.cmd.spawn()
         except OSError as e:
@@ -265,42 +265,16 @@ class Child(Terminals):
             self.deadline = min(self.deadline, time.monotonic() + ORPHAN_GRACE)
 
     def _reap_all(self, wait: float = 0.0) -> None:
-        """Reap the command and any re-parented descendant. waitpid(-1) is
-        right here, unlike in the root: this process is a subreaper whose
-        only children are its command and orphans re-parented to it, and it
-        is their only reaper (ptyprocess never waits: `closed` is set)."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                if time.monotonic() >= deadline:
-                    return
-                time.sleep(0.01)
-                continue
-            if self.cmd is not None and pid == self.cmd.pid and self.cmd_alive:
-                code = os.waitstatus_to_exitcode(status)
-                self.exit_code = code if code >= 0 else 128 - code
-                self.cmd_alive = False
-                self.drain_until = time.monotonic() + DRAIN
-                self._maybe_command_done()
-
-    def _has_descendants(self) -> bool:
-        """Any process left below us? We are a subreaper: every orphan of our
-        subtree is re-parented to us, so the subtree is empty iff we have no
-        children left once the zombies are reaped."""
-        self._reap_all()
-        direct = ptycmd.direct_children()
-        if direct is not None:
-            return bool(direct)
-        import psutil
-        try:
-            return any(p.status() != psutil.STATUS_ZOMBIE
-                       for p in psutil.Process().children(recursive=True))
-        except psutil.Error:
-            return True  # unsure: the sweep is harmless
+        """Reap through the backend (the command and any re-parented
+        descendant); note the command's exit once."""
+        if self.cmd is None:
+            return
+        code = self.cmd.wait(wait)
+        if code is not None and self.cmd_alive:
+            self.exit_code = code
+            self.cmd_alive = False
+            self.drain_until = time.monotonic() + DRAIN
+            self._maybe_command_done()
 
     def _maybe_command_done(self) -> None:
         """The command is finished once it is reaped and the PTY is drained
@@ -311,9 +285,7 @@ class Child(Terminals):
         if self.pty_open:
             self._on_pty(None, 0)  # last bytes still buffered
             self._stop_reading()
-        if self._has_descendants():
-            ptycmd.sweep(signal.SIGKILL)
-            self._reap_all(wait=0.2)
+        self.cmd.sweep()
         self.cmd.close()
         self.pty_open = False
         self.deadline, self.escalated, self.drain_until = None, False, None
@@ -333,8 +305,7 @@ class Child(Terminals):
             if not self.done and not self.cmd_alive:
                 self._maybe_command_done()
             return
-        for sig in (signal.SIGCONT, signal.SIGHUP, signal.SIGTERM):
-            self.cmd.signal(sig)
+        self.cmd.signal(backends.Stop.GRACEFUL)
         if not self.escalated:
             self.deadline = time.monotonic() + (self.spec.grace if grace is None else grace)
 
@@ -345,9 +316,8 @@ class Child(Terminals):
         if self.deadline is not None and now >= self.deadline:
             if not self.escalated:
                 self.escalated = True  # grace spent: SIGKILL the group and every descendant
-                if self.cmd is not None and self.cmd_alive:
-                    self.cmd.signal(signal.SIGKILL)
-                ptycmd.sweep(signal.SIGKILL)
+                if self.cmd is not None:
+                    self.cmd.signal(backends.Stop.KILL)
                 self.deadline = now + FINAL
             else:
                 self.cmd_alive = False  # unkillable (D state): give up waiting, report

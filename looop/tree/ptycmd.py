@@ -1,8 +1,8 @@
-"""One command in a PTY, in its own session and process group.
+"""One command in a PTY, in its own session and process group, and the
+process helpers of a subreaper (sweep, create_time, prctl).
 
-This is the seam of SPEC §14: a worker child talks to its command only through
-spawn/read/write/resize/signal/poll/sweep. The only backend today is the local
-PTY; a remote one (ssh -t, kubectl exec) would implement the same methods.
+The worker seam of SPEC §14/§17 is `looop.tree.backends`: its `LocalPty`
+builds on `PtyCommand`, and every engine client (ssh, srun) runs in one.
 
 The owning child is a child subreaper (PR_SET_CHILD_SUBREAPER), so anything
 the command starts — even after `setsid` — is re-parented to it when its parent

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from looop.tree.backends.base import LOCAL, Placement
+
 
 class Restart(str, Enum):
     PERMANENT = "permanent"  # always restarted (the pulse)
@@ -26,6 +28,7 @@ class ChildSpec:
     onlcr: bool = True             # False: bare \n (the pulse's lines go to logs/journald)
     pass_fds: tuple[int, ...] = field(default=())  # fds handed to the command (pulse link)
     log_max: int = 64 << 20        # output.log rotation; 0 = never
+    where: Placement = LOCAL       # the backend that runs argv (SPEC §17)
 
     def __post_init__(self) -> None:
         if self.role not in ("pulse", "worker"):

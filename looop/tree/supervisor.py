@@ -31,7 +31,7 @@ from looop import settings
 from looop.errors import AlreadyRunning, LooopError
 from looop.store import config, events, lock, paths, prompts, sessions
 from looop.store.sessions import State
-from looop.tree import control, leftovers, notify, ptycmd, title
+from looop.tree import backends, control, leftovers, notify, ptycmd, title
 from looop.tree.child import FINAL, child_main
 from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
 from looop.tree.policy import Intensity
@@ -305,13 +305,15 @@ class Root(ControlServer):
                                           "started_at": sessions.rfc3339()})
         return self._fork(self.worker_spec(sid, cmd, self.d))
 
-    def worker_spec(self, sid: str, cmd: str, cwd: str) -> ChildSpec:
-        """A worker: `cmd` under `bash -lc` (the user's login environment, SPEC §6)."""
+    def worker_spec(self, sid: str, cmd: str, cwd: str,
+                    where: backends.Placement = backends.LOCAL, prompt_file: str = "") -> ChildSpec:
+        """A worker: `cmd` as its backend runs it (locally under `bash -lc`,
+        the user's login environment, SPEC §6; remotely wrapped for the engine)."""
         env = self._base_env()
         env["LOOOP_SESSION_ID"] = sid
-        return ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=cwd,
-                         argv=("bash", "-lc", cmd), env=tuple(env.items()), grace=self.grace,
-                         log_max=self.log_max)
+        argv = backends.prepare(where, sid, cmd, prompt_file, self.d)
+        return ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=cwd, argv=argv,
+                         env=tuple(env.items()), grace=self.grace, log_max=self.log_max, where=where)
 
     def _on_link(self, fd: int, _mask: int) -> None:
         kid = self.by_fd.get(fd)
