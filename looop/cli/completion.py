@@ -18,7 +18,7 @@ from typing import Any
 
 # Verbs whose <id> must be a live worker (the socket verbs); the others take
 # any recorded session, the pulse included.
-LIVE_ONLY = frozenset({"send", "key", "resize", "kill", "flag", "unflag", "detach", "attach"})
+LIVE_ONLY = frozenset({"send", "key", "resize", "kill", "flag", "unflag", "detach", "attach", "tell"})
 NEW_ID = frozenset({"start-session"})  # names a new session: nothing to complete
 
 

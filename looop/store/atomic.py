@@ -36,6 +36,27 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o644, fsync: bool = 
         raise
 
 
+def create_exclusive(path: str, data: bytes | str, mode: int = 0o644) -> bool:
+    """Create `path` with `data` only if it does not exist; False if it does.
+
+    Exclusive *and* whole: the bytes go to a temp file first and are then
+    hard-linked into place (link(2) fails with EEXIST like O_EXCL), so a
+    reader never sees a half-written record and two racing creators cannot
+    both win."""
+    if isinstance(data, str):
+        data = data.encode()
+    d = os.path.dirname(path) or "."
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.x.tmp")
+    write_atomic(tmp, data, mode)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        _unlink(tmp)
+    return True
+
+
 def append_line(path: str, line: str | bytes) -> None:
     """Append one line (newline added if missing) with a single write."""
     if isinstance(line, str):

@@ -1,0 +1,175 @@
+"""The inbox: every item that needs someone, each with its age and the exact
+command that answers it (SPEC §15). Source of `looop inbox`, the NEEDS YOU
+block, the notify command and the STATUS line.
+
+Item: {"kind", "id", "session", "age_s", "text", "command"}, kind one of
+  ask      a pending ask (text starts "stranded: " when its asker is gone)
+  flag     a live worker's attention flag
+  asking | limited | stuck   a live worker's activity (ls rows' `activity`)
+  failed   a worker past its restart intensity (lifecycle state `failed`)
+  budget   today's spend reached `max_daily_usd`
+
+`aggregate` is pure (the sources in, the items out); `collect` gathers the
+sources of one profile. An `asking` activity backed by an ask or a flag is
+not listed twice: the ask or flag item already says what to do.
+"""
+from __future__ import annotations
+
+import shlex
+import time
+from datetime import datetime
+from typing import Any, Iterable
+
+KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
+ACTIVITY_KINDS = ("asking", "limited", "stuck")
+
+
+def command(prefix: str, *words: str) -> str:
+    """`looop <words>` with the profile prefix (`LOOOP_DATA_DIR=… `, or '')."""
+    return prefix + "looop " + " ".join(words)
+
+
+def profile_prefix(d: str) -> str:
+    from looop.store import paths
+    return "" if paths.is_default_profile(d) else f"LOOOP_DATA_DIR={shlex.quote(d)} "
+
+
+def stamp(value: Any) -> float | None:
+    """An RFC 3339 string or epoch seconds → epoch seconds (None if neither)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _age(value: Any, now: float) -> int:
+    t = stamp(value)
+    return max(0, int(now - t)) if t is not None else 0
+
+
+def _one_line(text: Any, cap: int = 300) -> str:
+    s = " ".join(str(text or "").split())
+    return s if len(s) <= cap else s[:cap - 1] + "…"
+
+
+def _item(kind: str, iid: str, session: str | None, age: int, text: str, cmd: str) -> dict[str, Any]:
+    return {"kind": kind, "id": iid, "session": session, "age_s": age, "text": text, "command": cmd}
+
+
+def ask_items(pending: Iterable[tuple[dict[str, Any], bool]], now: float, prefix: str) -> list[dict[str, Any]]:
+    out = []
+    for rec, stranded in pending:
+        text = _one_line(rec.get("prompt"))
+        if rec.get("options"):
+            text += f" [{'/'.join(map(str, rec['options']))}]"
+        if rec.get("ref"):
+            text += f" (see {rec['ref']})"
+        if stranded:
+            text = "stranded: " + text
+        out.append(_item("ask", rec["id"], rec.get("worker"), _age(rec.get("ts"), now), text,
+                         command(prefix, "answer", rec["id"], "<answer>")))
+    return out
+
+
+def worker_items(rows: Iterable[dict[str, Any]], asked: set[str], now: float,
+                 prefix: str) -> list[dict[str, Any]]:
+    """Flags, activity and failed lifecycle states of the ls rows."""
+    out = []
+    for r in rows:
+        if r.get("role") != "worker":
+            continue
+        sid = r["id"]
+        attach = command(prefix, "attach", sid)
+        if r.get("state") == "failed":
+            out.append(_item("failed", sid, sid, _age(r.get("_updated"), now),
+                             f"failed: restarted too often (exit {r.get('exit_code')})",
+                             command(prefix, "restart", sid)))
+            continue
+        if not r.get("alive"):
+            continue
+        if r.get("flagged"):
+            out.append(_item("flag", sid, sid, _age(r.get("_updated"), now),
+                             _one_line(r.get("note") or "(no note)"), attach))
+        act = r.get("activity") if isinstance(r.get("activity"), dict) else {}
+        state = act.get("state")
+        if state not in ACTIVITY_KINDS:
+            continue
+        ev = act.get("evidence") if isinstance(act.get("evidence"), dict) else {}
+        if state == "asking" and (ev.get("source") in ("ask", "flag") or sid in asked or r.get("flagged")):
+            continue
+        text = _one_line(ev.get("text") or state)
+        if state == "limited" and act.get("until"):
+            text += f" (until {act['until']})"
+        out.append(_item(state, sid, sid, _age(act.get("since"), now), text, attach))
+    return out
+
+
+def budget_item(budget: dict[str, Any] | None, now: float, config_path: str) -> list[dict[str, Any]]:
+    """`budget` = {"day", "spent", "limit", "since"} when reached, else None."""
+    if not budget:
+        return []
+    from looop.store.cost import fmt_usd
+    text = (f"budget reached: {fmt_usd(budget['spent'])} of {fmt_usd(budget['limit'])} today "
+            "(max_daily_usd) — no AI call until tomorrow")
+    return [_item("budget", f"budget-{budget['day']}", None, _age(budget.get("since"), now), text,
+                  f"${{EDITOR:-vi}} {shlex.quote(config_path)}  # raise or remove max_daily_usd")]
+
+
+def aggregate(rows: list[dict[str, Any]], pending: list[tuple[dict[str, Any], bool]],
+              budget: dict[str, Any] | None, now: float, prefix: str,
+              config_path: str) -> list[dict[str, Any]]:
+    """Pure: every inbox item, by kind (KINDS order), oldest first within one."""
+    asked = {str(rec.get("worker")) for rec, _ in pending}
+    items = ask_items(pending, now, prefix) + worker_items(rows, asked, now, prefix) \
+        + budget_item(budget, now, config_path)
+    items.sort(key=lambda it: (KINDS.index(it["kind"]), -it["age_s"], it["id"]))
+    return items
+
+
+def budget_state(d: str, cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """{"day", "spent", "limit", "since"} once today's ledger reaches
+    `max_daily_usd` (since = the row that crossed it), else None."""
+    limit = cfg.get("max_daily_usd")
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+        return None
+    from looop.store import cost
+    day, spent, since = cost.today(), 0.0, None
+    for r in cost.rows(d):
+        if cost.local_day(r.get("ts", "")) != day:
+            continue
+        spent += r["cost_usd"]
+        if since is None and spent >= limit:
+            since = r.get("ts")
+    return {"day": day, "spent": spent, "limit": float(limit), "since": since} if spent >= limit else None
+
+
+def pending_asks(d: str, rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
+    """(ask, stranded) for each pending ask: stranded when its worker is not
+    alive or the asking process is gone."""
+    from looop.store import asks
+    live = {r["id"] for r in rows if r.get("alive")}
+    return [(rec, rec.get("worker") not in live or not asks.asker_alive(rec)) for rec in asks.pending(d)]
+
+
+def collect(d: str, cfg: dict[str, Any] | None = None, rows: list[dict[str, Any]] | None = None,
+            now: float | None = None) -> list[dict[str, Any]]:
+    """The inbox of profile `d` now (reads titles, asks, the ledger)."""
+    from looop.store import config, paths
+    if rows is None:
+        from looop.registry import rows as registry_rows
+        rows = registry_rows(d)
+    if cfg is None:
+        from looop.errors import LooopError
+        try:
+            cfg = config.load(d)
+        except LooopError:  # a broken config must not hide the asks
+            cfg = {}
+    now = time.time() if now is None else now
+    return aggregate(rows, pending_asks(d, rows), budget_state(d, cfg), now,
+                     profile_prefix(d), paths.config_path(d))
