@@ -201,8 +201,22 @@ def check_tmux(c: Ctx) -> Result:
     return "ok", "tmux", f"{v} ({tmux})"
 
 
+def check_resume(c: Ctx) -> Result:
+    """A runner's `resume` (used to restart its workers) needs {{prompt_file}}."""
+    if c.cfg is None:
+        return "info", "resume", "not checked: the config does not parse"
+    bad = sorted(n for n, r in c.cfg.get("runners", {}).items()
+                 if "resume" in r and (not isinstance(r["resume"], str) or "{{prompt_file}}" not in r["resume"]))
+    if bad:
+        return ("fail", "resume", f"runner {', '.join(bad)}: 'resume' must contain {{{{prompt_file}}}} "
+                f"(in {c.config_path})")
+    have = sorted(n for n, r in c.cfg.get("runners", {}).items() if "resume" in r)
+    return "ok", "resume", (f"restarts resume with: {', '.join(have)}" if have
+                            else "no runner defines 'resume' (restarts rerun the command)")
+
+
 CHECKS: tuple[Callable[[Ctx], Result], ...] = (
-    check_python, check_deps, check_config, check_runner, check_states, check_data_dir,
+    check_python, check_deps, check_config, check_runner, check_states, check_resume, check_data_dir,
     check_lock, check_socket, check_tmux,
 )
 

@@ -111,10 +111,23 @@ def cmd_start_session(argv: list[str]) -> int:
     p.add_argument("prompt")
     p.add_argument("runner", nargs="?", help="a runner from the config (default: the config's default)")
     p.add_argument("--command", help="override the command; must contain {{prompt_file}}")
+    p.add_argument("--restart", metavar="TYPE",
+                   help="temporary (default: never restarted) | transient (restarted after a "
+                        "non-zero exit or a signal) | permanent (always, unless killed)")
+    p.add_argument("--max-restarts", metavar="N/WINDOW",
+                   help="restart intensity (default 3/10m): past it the worker is `failed`")
     a = p.parse_args(argv)
     args: dict[str, Any] = {"prompt": a.prompt, "runner": a.runner}
     if a.command:
         args["command"] = a.command
+    from looop.tree import restart
+    try:
+        restart.policy_from(a.restart, a.max_restarts)  # a clear line before any socket
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    for key in ("restart", "max_restarts"):
+        if getattr(a, key) is not None:
+            args[key] = getattr(a, key)
     r = _call("start", a.id, timeout=30, **args)
     print(f"started {r['id']} (pid {r.get('pid')})")
     return 0

@@ -286,8 +286,9 @@ def _need_link(ctx: Ctx, action: str) -> Any:
 
 def _start_worker(ctx: Ctx, a: dict[str, Any]) -> str:
     req = {"id": a["id"], "prompt": a["prompt"]}
-    if "command" in a:
-        req["command"] = a["command"]
+    for key in ("command", "restart", "max_restarts"):
+        if key in a:
+            req[key] = a[key]
     r = _need_link(ctx, "start_worker").call("start", timeout=60, **req)
     return f"started worker {a['id']} (pid {r.get('pid')})"
 
@@ -328,8 +329,12 @@ ACTIONS: dict[str, Action] = {
                              "replace PLAYBOOK.md (the previous one is kept)"),
     "start_worker": Action((("id", "session"), ("prompt", "text")), _start_worker,
                            "hands-on multi-step work: start an agent worker with a self-contained brief "
-                           "(`command` overrides the runner and must contain {{prompt_file}})",
-                           optional=(("command", "command"),)),
+                           "(`command` overrides the runner and must contain {{prompt_file}}; "
+                           "`restart`: temporary (default) | transient | permanent, "
+                           "`max_restarts`: e.g. \"3/10m\")",
+                           # the root checks `restart`/`max_restarts` before anything starts
+                           optional=(("command", "command"), ("restart", "str"),
+                                     ("max_restarts", "str"))),
     "steer_session": Action((("id", "session"), ("input", "str")), _steer,
                             "type a line (+ Enter) into a live worker"),
     "send_key": Action((("id", "session"), ("keys", "keys")), _send_key,

@@ -25,6 +25,8 @@ class State(str, Enum):
     EXITED = "exited"    # the command ended by itself
     KILLED = "killed"    # stopped on request (kill, shutdown)
     DEAD = "dead"        # its supervising child vanished without a word
+    BACKOFF = "backoff"  # ended; the root restarts it when its backoff is over
+    FAILED = "failed"    # restarted too often: given up on (terminal)
 
     @property
     def live(self) -> bool:

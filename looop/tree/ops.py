@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from looop.errors import LooopError
 from looop.store import jsonio, paths, sessions
-from looop.tree import control
+from looop.tree import control, restart
 
 if TYPE_CHECKING:
     from looop.tree.supervisor import Kid
@@ -142,9 +142,21 @@ READ_ONLY_OPS)
         self._reply(conn, {"ok": True})
 
     def op_start(self, conn: Conn, req: dict[str, Any]) -> None:
+        try:
+            policy = restart.policy_from(req.get("restart"), req.get("max_restarts"))
+        except ValueError as e:
+            raise LooopError(str(e)) from None
         kid = self.start_worker(req["id"], str(req.get("prompt", "")), req.get("runner"),
-                                req.get("command"))
+                                req.get("command"), policy)
         kid.start_waiters.append(conn)
+
+    def op_kill(self, conn: Conn, req: dict[str, Any]) -> None:
+        sid = paths.check_id(req.get("id", ""), "session")
+        if self.cancel_restart(sid):  # waiting out its backoff: it stays down
+            self._reply(conn, {"ok": True, "state": "killed", "exit_code": None})
+            return
+        kid, _ = self._forward(conn, req, "kill")
+        kid.stop_asked = True
 
     def op_input(self, conn: Conn, req: dict[str, Any]) -> None:
         data = req["data"]
@@ -177,8 +189,11 @@ READ_ONLY_OPS)
         appending to the same log (log_base carries over)."""
         if self.stopping:
             raise LooopError("looop is shutting down")
+        self._forget(sid, history=False)  # an explicit restart supersedes a pending one
         sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
-        self._fork(self.worker_spec(sid, meta["command"], meta.get("cwd") or self.d)).start_waiters.append(conn)
+        spec = self.worker_spec(sid, meta.get("resume") or meta["command"], meta.get("cwd") or self.d,
+                                policy=restart.Policy.from_json(meta.get("restart")))
+        self._fork(spec).start_waiters.append(conn)
 
     def op_prune(self, conn: Conn, req: dict[str, Any]) -> None:
         """Remove every finished worker's dir. Done by the root when it runs,
@@ -216,7 +231,8 @@ OPS: dict[str, Callable[["ControlServer", Conn, dict[str, Any]], None]] = {
     "resize": ControlServer.op_resize,
     "flag": ControlServer.op_flag,
     "restart": ControlServer.op_restart,
+    "kill": ControlServer.op_kill,
     "attach": ControlServer.op_attach,
     "prune": ControlServer.op_prune,
-    **{op: _simple(op) for op in ("kill", "unflag", "shot", "detach")},
+    **{op: _simple(op) for op in ("unflag", "shot", "detach")},
 }

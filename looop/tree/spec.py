@@ -2,14 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
 from looop.tree.backends.base import LOCAL, Placement
-
-
-class Restart(str, Enum):
-    PERMANENT = "permanent"  # always restarted (the pulse)
-    TEMPORARY = "temporary"  # never restarted by the supervisor (workers)
+from looop.tree.restart import Policy, Restart  # noqa: F401 (Restart: part of the spec's vocabulary)
 
 
 @dataclass(frozen=True)
@@ -20,7 +15,7 @@ class ChildSpec:
     cwd: str
     env: tuple[tuple[str, str], ...]
     data_dir: str
-    restart: Restart = Restart.TEMPORARY
+    restart: Policy = Policy()      # when the root restarts it (looop.tree.restart)
     grace: float = 5.0             # seconds between SIGTERM and SIGKILL
     cols: int = 120
     rows: int = 40

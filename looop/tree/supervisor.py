@@ -34,8 +34,9 @@ from looop.store.sessions import State
 from looop.tree import backends, control, leftovers, notify, ptycmd, title
 from looop.tree.child import FINAL, child_main
 from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
-from looop.tree.policy import Intensity
-from looop.tree.spec import ChildSpec, Restart
+from looop.tree.respawn import Respawns
+from looop.tree.restart import Policy, Restart
+from looop.tree.spec import ChildSpec
 from looop.ui.out import Printer
 
 # fork, explicitly (the default changed in 3.14): see the module docstring.
@@ -54,6 +55,8 @@ class Kid:
     status: dict[str, Any] = field(default_factory=dict)
     start_waiters: list["Conn"] = field(default_factory=list)
     pulse_end: socket.socket | None = None
+    born: float = field(default_factory=time.monotonic)
+    stop_asked: bool = False       # a `kill` was sent: its end is not a crash
 
 
 def env_float(name: str, default: float | None = None) -> float:
@@ -61,15 +64,17 @@ def env_float(name: str, default: float | None = None) -> float:
     return float(settings.get(name, None, default))
 
 
-class Root(ControlServer):
+class Root(ControlServer, Respawns):
     def __init__(self, d: str, json_mode: bool = False, printer: Printer | None = None):
         self.d = d
         self.json = json_mode
         self.out = printer or Printer(json=json_mode)
         self.grace = env_float("LOOOP_SHUTDOWN_GRACE")
         self.log_max = int(env_float("LOOOP_LOG_MAX_BYTES"))  # 0 = never rotate
-        self.intensity = Intensity(int(env_float("LOOOP_RESTART_MAX")),
-                                   env_float("LOOOP_RESTART_PERIOD"))
+        # the pulse: permanent, restarted at once, within 5 restarts in 60 s
+        self.pulse_policy = Policy(Restart.PERMANENT, int(env_float("LOOOP_RESTART_MAX")),
+                                   env_float("LOOOP_RESTART_PERIOD"), backoff=0.0)
+        self._init_respawns()
         self.kids: dict[str, Kid] = {}
         self.by_fd: dict[int, Kid] = {}
         self.pending: dict[int, tuple[Conn, str, str]] = {}  # req id → (client, session, op)
@@ -171,7 +176,8 @@ class Root(ControlServer):
         self.stop_deadline = time.monotonic() + self.grace + FINAL
 
     def _timeout(self) -> float | None:
-        times = [t for t in (self.stop_deadline, self.next_watchdog) if t is not None]
+        times = [t for t in (self.stop_deadline, self.next_watchdog, self._next_due())
+                 if t is not None]
         return max(0.0, min(times) - time.monotonic()) if times else None
 
     def _on_timers(self) -> None:
@@ -179,6 +185,8 @@ class Root(ControlServer):
         if self.next_watchdog is not None and now >= self.next_watchdog:
             self.notifier.send("WATCHDOG=1")
             self.next_watchdog = now + (self.notifier.watchdog_every or 1.0)
+        if self.due:
+            self._fire_due(now)
         if self.stop_deadline is not None and now >= self.stop_deadline:
             for kid in list(self.kids.values()):  # past the bound: no more asking
                 self._kill(kid)
@@ -266,7 +274,7 @@ class Root(ControlServer):
         os.makedirs(paths.session_dir(self.d, "pulse"), exist_ok=True)
         spec = ChildSpec(sid="pulse", role="pulse", data_dir=self.d, cwd=self.d,
                          argv=(sys.executable, "-m", "looop", "_pulse"),
-                         env=tuple(env.items()), restart=Restart.PERMANENT, grace=self.grace,
+                         env=tuple(env.items()), restart=self.pulse_policy, grace=self.grace,
                          tee_stdout=True, onlcr=False, pass_fds=(theirs.fileno(),),
                          log_max=self.log_max)
         try:
@@ -282,7 +290,8 @@ class Root(ControlServer):
         self.sel.register(mine, selectors.EVENT_READ, self._on_client)
         self.conns[mine.fileno()] = Conn(mine, trusted=True)
 
-    def start_worker(self, sid: str, brief: str, runner: str | None, command: str | None) -> Kid:
+    def start_worker(self, sid: str, brief: str, runner: str | None, command: str | None,
+                     policy: Policy | None = None) -> Kid:
         """Validate and fork a worker; raises LooopError with a one-line reason."""
         sid = paths.check_id(sid, "session")
         if sid in self.kids:
@@ -294,26 +303,35 @@ class Root(ControlServer):
         template = command or r.get("interactive", "")
         if "{{prompt_file}}" not in template:
             raise LooopError("the worker command must contain {{prompt_file}}")
+        resume = None if command else r.get("resume")
+        if resume is not None and (not isinstance(resume, str) or "{{prompt_file}}" not in resume):
+            raise LooopError(f"runner {name!r}: 'resume' must contain {{{{prompt_file}}}}")
+        policy = policy or Policy()
+        self._forget(sid)  # a new session: no pending restart, a fresh history
         sessions.remove(self.d, sid)  # a finished session of that id is replaced
         os.makedirs(paths.session_dir(self.d, sid))
         as_script = template.strip().startswith("bash {{prompt_file}}")
         prompt_file = prompts.write(self.d, sid, brief, as_script=as_script)
         cmd = template.replace("{{prompt_file}}", shlex.quote(prompt_file))
-        sessions.write_meta(self.d, sid, {"id": sid, "role": "worker", "command": cmd,
-                                          "runner": name, "cwd": self.d,
-                                          "prompt_file": prompt_file,
-                                          "started_at": sessions.rfc3339()})
-        return self._fork(self.worker_spec(sid, cmd, self.d))
+        meta = {"id": sid, "role": "worker", "command": cmd, "runner": name, "cwd": self.d,
+                "prompt_file": prompt_file, "started_at": sessions.rfc3339(),
+                "restart": policy.to_json()}
+        if resume:
+            meta["resume"] = resume.replace("{{prompt_file}}", shlex.quote(prompt_file))
+        sessions.write_meta(self.d, sid, meta)
+        return self._fork(self.worker_spec(sid, cmd, self.d, policy=policy))
 
     def worker_spec(self, sid: str, cmd: str, cwd: str,
-                    where: backends.Placement = backends.LOCAL, prompt_file: str = "") -> ChildSpec:
+                    where: backends.Placement = backends.LOCAL, prompt_file: str = "",
+                    policy: Policy | None = None) -> ChildSpec:
         """A worker: `cmd` as its backend runs it (locally under `bash -lc`,
         the user's login environment, SPEC §6; remotely wrapped for the engine)."""
         env = self._base_env()
         env["LOOOP_SESSION_ID"] = sid
         argv = backends.prepare(where, sid, cmd, prompt_file, self.d)
         return ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=cwd, argv=argv,
-                         env=tuple(env.items()), grace=self.grace, log_max=self.log_max, where=where)
+                         env=tuple(env.items()), grace=self.grace, log_max=self.log_max, where=where,
+                         restart=policy or Policy())
 
     def _on_link(self, fd: int, _mask: int) -> None:
         kid = self.by_fd.get(fd)
@@ -410,24 +428,8 @@ class Root(ControlServer):
         if kid.spec.role == "worker":
             events.emit(self.d, "worker_exited", id=sid, state=state or "dead",
                         exit_code=kid.status.get("exit_code"))
-            if not self.stopping:
-                self.out.line("info", "worker.exited",
-                              f"worker {sid} {state or 'dead'} (exit {kid.status.get('exit_code')})",
-                              id=sid, exit_code=kid.status.get("exit_code"), dim=True)
-        elif not self.stopping:
-            self._restart_pulse(code)
-
-    def _restart_pulse(self, code: int | None) -> None:
-        if not self.intensity.allow(time.monotonic()):
-            why = (f"pulse crashed {self.intensity.max_restarts + 1} times in "
-                   f"{self.intensity.period:g}s — giving up")
-            self.out.line("error", "supervisor.give_up", why)
-            events.emit(self.d, "supervisor_give_up", reason=why)
-            self.shutdown(why, code=1)
-            return
-        self.out.line("warn", "supervisor.restart", f"pulse exited (code {code}) — restarting")
-        events.emit(self.d, "supervisor_restart", id="pulse", exit_code=code)
-        self._start_pulse()
+        if not self.stopping:
+            self._ended(kid, state, code)  # restart policy (looop.tree.respawn)
 
     def _reap_orphans(self, kill: bool = False) -> None:
         """Descendants re-parented to us (we are a subreaper) are not children
