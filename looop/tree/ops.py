@@ -189,7 +189,7 @@ READ_ONLY_OPS)
         appending to the same log (log_base carries over)."""
         if self.stopping:
             raise LooopError("looop is shutting down")
-        self._forget(sid, history=False)  # an explicit restart supersedes a pending one
+        self._forget(sid)  # an explicit restart supersedes a pending one, with a fresh history
         sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
         spec = self.worker_spec(sid, meta.get("resume") or meta["command"], meta.get("cwd") or self.d,
                                 policy=restart.Policy.from_json(meta.get("restart")))
