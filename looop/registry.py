@@ -86,6 +86,6 @@ def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
             "note": st.get("note") if flagged else None,
             "started_at": st.get("started_at") or meta.get("started_at"),  # last (re)start
             "cmd": meta.get("command") or "", "data_dir": data_dir,
-            "_updated": st.get("updated_at")}
+            "_updated": st.get("updated_at"), "_updated_ts": st.get("updated_ts")}
 
 

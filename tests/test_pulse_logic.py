@@ -9,7 +9,7 @@ import os
 import pytest
 
 from looop.errors import BadInput
-from looop.pulse import actions, prompt, rules, tripwire, worldhash
+from looop.pulse import actions, loop, prompt, rules, tripwire, worldhash
 from looop.pulse.actions import DecisionError, parse, validate
 from looop.pulse.goals import Goal, frontmatter
 from looop.pulse.loop import BACKOFF_CAP, mode_of, next_interval
@@ -141,9 +141,27 @@ def test_world_hash_sees_policy_and_workers_but_not_ages_or_pids():
     assert base != _h(workers=[w], buckets=[["g", 2]])
 
 
-def test_time_buckets_only_for_goals_that_ask():
+def test_due_marks_enter_the_hash_once_reached_and_the_next_one_wakes():
     goals = [Goal("a", "", {"every": "10s"}), Goal("b", "", {}), Goal("c", "", {"done_when": "true"})]
-    assert worldhash.time_buckets(goals, 105.0) == [["a", 10], ["c", 1]]
+    done = {"id": "a", "alive": False, "state": "exited", "exit_code": 0, "_updated_ts": 100.0}
+    assert worldhash.dues(goals, [done], {}, 105.0) == ([["c", "recheck", 1]], 110.0)
+    assert worldhash.dues(goals, [done], {}, 110.0) == ([["a", "every", 110.0], ["c", "recheck", 1]], 120.0)
+    assert worldhash.dues(goals, [dict(done, alive=True)], {}, 200.0)[0] == [["c", "recheck", 3]]
+    assert worldhash.dues([], [], {"x": 50.0}, 40.0) == ([], 50.0)
+    assert worldhash.dues([], [], {"x": 50.0}, 50.0) == ([["x", "retry", 50.0]], None)
+
+
+def test_a_finished_run_is_news_even_when_it_ends_like_the_last():
+    w = {"id": "w", "role": "worker", "state": "exited", "exit_code": 2, "flagged": False,
+         "started_at": "2026-01-01T00:00:00Z"}
+    assert _h(workers=[w]) != _h(workers=[dict(w, started_at="2026-01-01T00:00:05Z")])
+
+
+def test_next_interval_honours_the_earliest_due_time():
+    assert next_interval(IV, "idle", 0, None, 2.5) == (2.5, "due")
+    assert next_interval(IV, "idle", 0, None, 600.0) == (60.0, "idle")
+    assert next_interval(IV, "idle", 0, None, -3.0)[0] == loop.DUE_MIN
+    assert next_interval(IV, "idle", 2, None, 2.5) == (240.0, "backoff")  # failures win
 
 
 # -- cadence and backoff -------------------------------------------------------------
@@ -192,17 +210,43 @@ def test_rules_every_reruns_after_the_period():
 
 def test_rules_restart_nonzero_exits_with_growing_backoff_reset_by_success():
     g = Goal("job", "", {"run": "false"})
-    bad = {"alive": False, "state": "exited", "exit_code": 1}
     state: dict = {}
     delays = []
-    for _ in range(4):
-        d, state = _rules([g], {"job": bad}, state)
-        assert d["action"] == "start_worker"
-        delays.append(d["prompt"].split("sleep ")[1].split("\n")[0] if "sleep" in d["prompt"] else "0")
-    assert delays == ["1", "2", "4", "8"]
-    _rules([g], {"job": dict(bad, exit_code=0)}, state)
+    t = 1000.0
+    for n in range(4):
+        bad = {"alive": False, "state": "exited", "exit_code": 1, "started_at": f"run{n}", "_updated_ts": t}
+        d, state = _rules([g], {"job": bad}, state, now=t)
+        assert d["action"] == "noop" and "restart in" in d["journal"]  # waits: others get their turn
+        delays.append(state["job"]["retry_at"] - t)
+        assert _rules([g], {"job": bad}, state, now=t + 0.5)[0]["action"] == "noop"  # counted once
+        d, state = _rules([g], {"job": bad}, state, now=state["job"]["retry_at"])
+        assert d["action"] == "start_worker" and d["prompt"] == "false\n"  # no sleep in the worker
+        t += 100
+    assert delays == [1, 2, 4, 8]
+    _rules([g], {"job": {"alive": False, "state": "exited", "exit_code": 0, "started_at": "ok"}}, state)
     assert state["job"]["failures"] == 0
     assert rules.backoff(30) == rules.BACKOFF_CAP
+
+
+def test_rules_a_failing_goal_waiting_lets_the_next_goal_start():
+    bad, svc = Goal("bad", "", {"run": "exit 2"}), Goal("svc", "", {"run": "sleep 100"})
+    row = {"alive": False, "state": "exited", "exit_code": 2, "started_at": "r1", "_updated_ts": 999.5}
+    d, _ = _rules([bad, svc], {"bad": row})
+    assert d["action"] == "start_worker" and d["id"] == "svc"
+    assert "bad: exit 2 (failure 1), restart in" in d["journal"]
+
+
+def test_rules_kill_sticks_until_the_goal_changes_and_paused_starts_nothing():
+    g = Goal("svc", "v1", {"run": "sleep 100"})
+    killed = {"alive": False, "state": "killed", "exit_code": None, "stop_reason": "kill"}
+    d, state = _rules([g], {"svc": killed})
+    assert d["action"] == "noop" and "killed by hand" in d["journal"]
+    assert _rules([g], {}, state)[0]["action"] == "noop"  # even once its dir is reaped
+    d, state = _rules([Goal("svc", "v2", g.meta)], {"svc": killed}, state)
+    assert d["action"] == "start_worker"
+    # stopped by looop's own shutdown: started again
+    assert _rules([g], {"svc": dict(killed, stop_reason=None)})[0]["action"] == "start_worker"
+    assert _rules([Goal("svc", "", {"run": "x", "paused": "true"})])[0]["action"] == "noop"
 
 
 def test_rules_one_shot_stays_done_after_its_session_is_reaped():

@@ -29,6 +29,19 @@ def _age(r: dict[str, Any], now: float) -> str:
     return text if r["alive"] else text + " ago"
 
 
+def with_backoff(d: str, rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A finished worker whose rules goal waits out a restart backoff shows
+    `backoff` (with `retry_at`), not the exit it is about to retry."""
+    from looop.store import rulestate
+    retries = rulestate.retries(d) if rs else {}
+    now = time.time()
+    for r in rs:
+        at = retries.get(r["id"])
+        if at is not None and at > now and not r["alive"] and r["state"] in ("exited", "dead"):
+            r["state"], r["retry_at"] = "backoff", at
+    return rs
+
+
 def table(rs: list[dict[str, Any]], width: int) -> str:
     now = time.time()
     everywhere = any("data_dir" in r for r in rs)
@@ -59,11 +72,12 @@ def cmd_ls(argv: list[str]) -> int:
     every = duration(a.interval)
 
     def render() -> str:
-        rs = rows(d, everywhere=a.all)
+        rs = with_backoff(d, rows(d, everywhere=a.all))
         if a.json:
             from looop.store import jsonio
             for r in rs:
-                r.pop("_updated", None)
+                for k in [k for k in r if k.startswith("_")]:
+                    del r[k]
             return jsonio.dumps(rs)
         width = os.get_terminal_size().columns if sys.stdout.isatty() else 0
         return table(rs, width) if rs else "no sessions (start the loop with `looop`)"

@@ -161,6 +161,7 @@ class Action:
     when: str                                  # for the decider's catalogue
     optional: tuple[tuple[str, str], ...] = ()
     acts: bool = True                          # False: a beat with it was idle
+    keeps_summary: bool = False                # its summary is the point: journaled even with a `journal`
 
 
 def validate(obj: dict[str, Any]) -> Decision:
@@ -198,6 +199,17 @@ def _field(action: str, fname: str, kind: str, value: Any) -> Any:
 
 def clamp_interval(n: int | None) -> int | None:
     return None if n is None else max(INTERVAL_MIN, min(INTERVAL_MAX, n))
+
+
+def journal_text(dec: Decision, summary: str) -> str:
+    """What the journal (and events.jsonl) record for an executed move: the
+    decider's `journal`, else the summary; both when the summary carries the
+    point of the move (a notification's message)."""
+    if not dec.journal:
+        return summary
+    if ACTIONS[dec.action].keeps_summary and summary not in dec.journal:
+        return f"{summary} · {dec.journal}"
+    return dec.journal
 
 
 def execute(ctx: Ctx, dec: Decision) -> str:
@@ -342,5 +354,5 @@ ACTIONS: dict[str, Action] = {
     "restart_session": Action((("id", "session"),), _restart,
                               "rerun a worker's command in its session"),
     "send_notification": Action((("message", "text"),), _notify,
-                                "tell the human something (journaled and shown)"),
+                                "tell the human something (journaled and shown)", keeps_summary=True),
 }

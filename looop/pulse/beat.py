@@ -17,7 +17,7 @@ from typing import Any
 from looop.errors import LooopError
 from looop.pulse import actions, goals as goals_mod, prompt, runner, sense, surface, worldhash
 from looop.pulse.housekeeping import housekeep
-from looop.store import claims, config, cost, events, journal, paths
+from looop.store import claims, config, cost, events, journal, paths, rulestate
 
 HASH_FILE = ".last-tick-hash"
 DECISION = ".decision.json"
@@ -48,6 +48,7 @@ class Outcome:
     nudge: int | None = None
     workers_alive: bool = False
     run_id: str | None = None
+    wake_at: float | None = None   # a due time the next sleep must not overshoot
 
     @property
     def failed(self) -> bool:
@@ -77,6 +78,7 @@ class World:
     goals: list[goals_mod.Goal]
     readings: list[tuple[str, bytes]]
     hash: str = ""
+    wake_at: float | None = None   # the earliest due time still ahead (epoch)
 
     @property
     def workers(self) -> list[dict[str, Any]]:
@@ -98,10 +100,11 @@ def run_beat(b: Beat) -> Outcome:
     if read_text(os.path.join(b.d, HASH_FILE)).strip() == w.hash:
         b.out.line("info", "tick.skip", "world unchanged — no AI call", dim=True, hash=w.hash[:12])
         events.emit(b.d, "world_unchanged", hash=w.hash)
-        return Outcome("skip", "world unchanged", workers_alive=alive)
+        return Outcome("skip", "world unchanged", workers_alive=alive, wake_at=w.wake_at)
     over = _over_budget(b)
     o = Outcome("budget", over) if over else _decide_and_act(b, w.prompt(b.d), w.hash)
     o.workers_alive = alive or o.acted
+    o.wake_at = w.wake_at
     # whatever the decider did (or failed to do), a changed world with a
     # flagged worker is shown to the human
     surface.surface(b.d, w.rows, b.out, child_env(b))
@@ -124,15 +127,10 @@ def observe(b: Beat) -> World:
     events.emit(d, "sense_done", sensors=len(readings), failed=failed)
     w = World(rows, read_text(os.path.join(d, "PLAYBOOK.md")), goals_mod.read_goals(d),
               [(r.name, r.data) for r in readings])
+    marks, w.wake_at = worldhash.dues(w.goals, w.workers, rulestate.retries(d), time.time())
     w.hash = worldhash.world_hash(w.playbook.encode(), [(g.id, g.text.encode()) for g in w.goals],
-                                  w.readings, w.workers, worldhash.time_buckets(w.goals, _local_now()))
+                                  w.readings, w.workers, marks)
     return w
-
-
-def _local_now() -> float:
-    """Seconds on the local wall clock, so `every: 1d` turns at local midnight."""
-    now = time.time()
-    return now + time.localtime(now).tm_gmtoff
 
 
 def _over_budget(b: Beat) -> str | None:
@@ -223,14 +221,15 @@ def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outco
     except LooopError as e:
         journal.append(d, f"failed {dec.action}: {e}")
         return _fail(b, rid, f"{dec.action}: {e} · replay: runs/{rid}")
-    line = journal.append(d, dec.journal or summary)
+    text = actions.journal_text(dec, summary)
+    line = journal.append(d, text)
     _write_hash(d, h)
     spent = cost.total(d, sid=rid)
     tail = f" · {cost.fmt_usd(spent)}" if spent > 0 else ""
-    msg = f"{dec.action} · {journal.one_line(dec.journal or summary)} · {secs:.1f}s{tail}"
+    msg = f"{dec.action} · {journal.one_line(text)} · {secs:.1f}s{tail}"
     b.out.line("ok", "tick.decided", msg, bold=True, action=dec.action, run=rid,
                journal=line, secs=round(secs, 3), cost_usd=spent)
-    events.emit(d, "decided", run=rid, action=dec.action, journal=dec.journal or summary)
+    events.emit(d, "decided", run=rid, action=dec.action, journal=text)
     return Outcome("ok", msg, acted=actions.ACTIONS[dec.action].acts,
                    nudge=actions.clamp_interval(dec.next_interval_s), run_id=rid)
 

@@ -5,6 +5,11 @@ This is the only way pulse code reaches the tree (STYLE: pulse/ talks to the
 tree through link messages). The root trusts this connection; everything
 else about the wire is `looop.tree.control`'s format, reused, not changed.
 
+The root also pushes event lines (`{"event": "worker_exited", ...}`, no
+"ok" key) at any time; `call` sets them aside and `sleep` returns early on
+them, so the pulse prints worker starts and exits in its own stream and
+beats soon after a worker ends.
+
 Replies carry no request id, so after a timeout a late reply could be taken
 for the next one. Instead the link is marked broken and the pulse exits:
 the root restarts it (it is `permanent`) with a fresh socketpair, and since
@@ -29,6 +34,7 @@ class Link:
         self.sock = sock
         self.buf = b""
         self.broken = False
+        self.events: list[dict[str, Any]] = []
 
     @classmethod
     def from_env(cls) -> "Link | None":
@@ -53,24 +59,64 @@ class Link:
         self.sock.settimeout(timeout)
         try:
             self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
-            while b"\n" not in self.buf:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    self.broken = True
-                    raise NotRunning("the root closed the pulse link")
-                self.buf += chunk
+            while True:
+                while b"\n" not in self.buf:
+                    self._recv()
+                line, self.buf = self.buf.split(b"\n", 1)
+                reply = jsonio.loads(line)
+                if not self._is_event(reply):
+                    break
         except socket.timeout:
             self.broken = True
             raise LooopError(f"the root did not answer {op!r} within {timeout:g}s") from None
         except (BrokenPipeError, ConnectionResetError):
             self.broken = True
             raise NotRunning("the root closed the pulse link") from None
-        line, self.buf = self.buf.split(b"\n", 1)
-        reply = jsonio.loads(line)
         if not isinstance(reply, dict) or not reply.get("ok"):
             err = reply.get("error") if isinstance(reply, dict) else None
             raise LooopError(str(err or f"{op} failed"))
         return reply
+
+    def _recv(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            self.broken = True
+            raise NotRunning("the root closed the pulse link")
+        self.buf += chunk
+
+    def _is_event(self, msg: Any) -> bool:
+        if isinstance(msg, dict) and "event" in msg and "ok" not in msg:
+            self.events.append(msg)
+            return True
+        return False
+
+    def sleep(self, secs: float) -> None:
+        """Wait up to `secs`, returning as soon as an event line arrived
+        (they are then in `events`)."""
+        import selectors
+        if self.broken or self.events:
+            return
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(self.sock, selectors.EVENT_READ)
+            if not sel.select(max(0.0, secs)):
+                return
+            self.sock.settimeout(1.0)
+            self._recv()
+            while b"\n" in self.buf:
+                line, rest = self.buf.split(b"\n", 1)
+                try:
+                    msg = jsonio.loads(line)
+                except ValueError:
+                    msg = None
+                if not self._is_event(msg):
+                    self.broken = True  # a reply nobody asked for: out of step
+                    return
+                self.buf = rest
+        except (OSError, NotRunning):
+            self.broken = True
+        finally:
+            sel.close()
 
     def notify(self, status: str) -> None:
         """Best effort: a STATUS= line for systemd; never fails the beat."""

@@ -42,14 +42,21 @@ def mode_of(acted: bool, alive: bool) -> str:
     return "busy" if acted else "active" if alive else "idle"
 
 
-def next_interval(iv: dict[str, float], mode: str, failures: int, nudge: int | None) -> tuple[float, str]:
-    """Pure: (seconds, label) for the next sleep."""
+DUE_MIN = 0.05  # a due time just passed still gets a (short) sleep
+
+
+def next_interval(iv: dict[str, float], mode: str, failures: int, nudge: int | None,
+                  due_in: float | None = None) -> tuple[float, str]:
+    """Pure: (seconds, label) for the next sleep. A due time (`due_in`
+    seconds ahead: an `every:` rerun, a rules restart) cuts the sleep short,
+    except during a failure backoff."""
     base = iv[mode]
     if failures > 0:
         return max(base, min(base * 2 ** failures, BACKOFF_CAP)), "backoff"
-    if nudge is not None:
-        return float(nudge), mode
-    return base, mode
+    secs = float(nudge) if nudge is not None else base
+    if due_in is not None and due_in < secs:
+        return max(due_in, DUE_MIN), "due"
+    return secs, mode
 
 
 def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False) -> Any:
@@ -139,8 +146,9 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
         cfg = config.load(d)
     except Exception:  # noqa: BLE001 - already reported by the beat
         cfg = {}
+    due_in = None if outcome.wake_at is None else outcome.wake_at - time.time()
     secs, mode = next_interval(intervals(cfg), mode_of(outcome.acted, outcome.workers_alive),
-                               failures, outcome.nudge)
+                               failures, outcome.nudge, due_in)
     _record(d, secs, mode, failures, outcome)
     extra = f" after {failures} failed beat{'s' * (failures > 1)}" if failures else ""
     out.line("info", "cadence", f"next beat in {secs:g}s ({mode}){extra}", dim=True,
@@ -150,5 +158,39 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
         if link.broken:
             out.line("error", "pulse.link_lost", "lost the link to the root — exiting so it restarts the pulse")
             raise SystemExit(3)
-    time.sleep(secs)
+    _sleep(link, secs, out, wake_on_exit=failures == 0)
     return failures
+
+
+def _sleep(link: Any, secs: float, out: Any, wake_on_exit: bool) -> None:
+    """Sleep `secs`, printing the root's worker events as they come; a
+    worker that ended is a changed world: beat at once (but never cut a
+    failure backoff short)."""
+    if link is None:
+        time.sleep(secs)
+        return
+    deadline = time.monotonic() + secs
+    while not link.broken:
+        woke = False
+        for ev in link.events:
+            woke |= _say(out, ev) and wake_on_exit
+        link.events.clear()
+        left = deadline - time.monotonic()
+        if woke or left <= 0:
+            return
+        link.sleep(left)
+
+
+def _say(out: Any, ev: dict[str, Any]) -> bool:
+    """Print one worker event from the root; True if a worker ended."""
+    sid = ev.get("id")
+    if ev.get("event") == "worker_started":
+        again = " again" if ev.get("restart") else ""
+        out.line("info", "worker.started", f"worker {sid} started{again} (pid {ev.get('pid')})",
+                 dim=True, id=sid, pid=ev.get("pid"))
+        return False
+    if ev.get("event") == "worker_exited":
+        out.line("info", "worker.exited", f"worker {sid} {ev.get('state')} (exit {ev.get('exit_code')})",
+                 dim=True, id=sid, state=ev.get("state"), exit_code=ev.get("exit_code"))
+        return True
+    return False

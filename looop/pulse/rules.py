@@ -6,29 +6,39 @@ frontmatter:
                              start it if absent; if it exited non-zero (or
                              died), start it again after a backoff of
                              1, 2, 4 … s (capped at 15 min); exit 0 = done
-    every: <duration>        rerun a finished one after that long
+    every: <duration>        rerun a finished one that long after it finished
     done_when: <command>     archive the goal once the command exits 0
+    paused: true             leave the goal alone (start nothing)
 
-Goals are visited in file-name order; the first that wants something gets
-it, otherwise `noop`. The backoff is served inside the restarted worker
-(`sleep N` before the command) so the loop stays level-triggered: the rules
-decider never has to be woken for it. Consecutive failures per goal are kept
-in `.rules-state.json`; an exit 0 resets them (and marks a one-shot `run:`
-done, so it is not rerun when housekeeping reaps its session dir).
+Goals are visited in file-name order; the first that wants something now
+gets it, otherwise `noop`. A goal waiting out a backoff wants nothing yet,
+so the goals after it still get their turn; its restart time is kept in
+`.rules-state.json` (store/rulestate.py), which the beat treats as a due
+time: it wakes the pulse and changes the world hash when reached, so the
+loop stays level-triggered without a `sleep` inside the worker.
+
+`looop kill` sticks: a worker killed by hand is not started again until its
+goal file changes (a worker stopped by looop's own shutdown is restarted).
+Each finished run is counted once (by its start time), and an exit 0 resets
+the failures (and marks a one-shot `run:` done, so it is not rerun when
+housekeeping reaps its session dir).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
-from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from looop.pulse.goals import Goal
+from looop.pulse import worldhash
 
-STATE_FILE = ".rules-state.json"
+if TYPE_CHECKING:
+    from looop.pulse.goals import Goal
+
 BACKOFF_CAP = 900
 CHECK_TIMEOUT = 30.0
 SCRIPT_CMD = "bash {{prompt_file}}"
+TRUE = ("1", "true", "yes", "on")
 
 
 def backoff(failures: int) -> int:
@@ -36,30 +46,35 @@ def backoff(failures: int) -> int:
     return 0 if failures <= 0 else min(2 ** (failures - 1), BACKOFF_CAP)
 
 
-def finished_at(row: dict[str, Any]) -> float | None:
-    stamp = row.get("_updated")
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+finished_at = worldhash.finished_at
 
 
-def _start(g: Goal, why: str, delay: int = 0) -> dict[str, Any]:
+def digest(g: "Goal") -> str:
+    return hashlib.sha256(g.text.encode()).hexdigest()[:16]
+
+
+def _start(g: "Goal", why: str) -> dict[str, Any]:
     run = g.meta["run"]
-    script = (f"# looop rules: backoff before restarting\nsleep {delay}\n" if delay else "") + run + "\n"
-    return {"action": "start_worker", "id": g.id, "prompt": script, "command": SCRIPT_CMD,
+    return {"action": "start_worker", "id": g.id, "prompt": run + "\n", "command": SCRIPT_CMD,
             "journal": f"{why}: {g.id} ({run})"}
 
 
-def _for_goal(g: Goal, row: dict[str, Any] | None, st: dict[str, Any], now: float,
-              check: Callable[[str], bool]) -> dict[str, Any] | None:
-    """The decision this goal wants, or None. Updates `st` (this goal's state)."""
+def _for_goal(g: "Goal", row: dict[str, Any] | None, st: dict[str, Any], now: float,
+              check: Callable[[str], bool], notes: list[str]) -> dict[str, Any] | None:
+    """The decision this goal wants now, or None. Updates `st` (this goal's
+    state); a goal that waits says why in `notes`."""
     cond = g.meta.get("done_when")
     if cond and check(cond):
         return {"action": "archive_goal", "id": g.id, "journal": f"goal {g.id} done ({cond})"}
-    if not g.meta.get("run"):
+    if not g.meta.get("run") or g.meta.get("paused", "").strip().lower() in TRUE:
         return None
     every = g.seconds("every")
+    if st.get("killed"):
+        if st["killed"] == digest(g) and (row is None or not row.get("alive")):
+            return None  # killed by hand: stays stopped until the goal changes
+        st.pop("killed")
+        if row is None or not row.get("alive"):
+            return _start(g, "start (goal changed since it was killed)")
     if row is None:
         # a one-shot that succeeded and whose session dir was reaped stays done
         return None if st.get("done") and every is None else _start(g, "start")
@@ -67,34 +82,53 @@ def _for_goal(g: Goal, row: dict[str, Any] | None, st: dict[str, Any], now: floa
     if row.get("alive"):
         st.pop("done", None)
         return None
+    if state == "killed" and row.get("stop_reason") == "kill":
+        st["killed"], st["failures"] = digest(g), 0
+        st.pop("retry_at", None)
+        notes.append(f"{g.id} was killed by hand: not restarted until goals/{g.id}.md changes")
+        return None
     if state == "exited" and code == 0 or state == "killed":
         st["failures"] = 0
+        st.pop("retry_at", None)
         st["done"] = state == "exited"
         done = finished_at(row)
         if every is not None and (done is None or now >= done + every):
             return _start(g, f"rerun (every {g.meta['every']})")
         if state == "killed" and every is None:
-            return _start(g, "start again (was killed)")
+            return _start(g, "start again (stopped by looop's shutdown)")
         return None
-    st["failures"] = int(st.get("failures") or 0) + 1
-    delay = backoff(st["failures"])
-    return _start(g, f"restart after exit {code} (failure {st['failures']}, backoff {delay}s)", delay)
+    run_id = str(row.get("started_at"))
+    if st.get("seen") != run_id:  # a failed run not counted yet
+        st["seen"] = run_id
+        st["failures"] = int(st.get("failures") or 0) + 1
+        st["retry_at"] = (finished_at(row) or now) + backoff(st["failures"])
+    at = float(st.get("retry_at") or 0)
+    why = f"exit {code}" if state == "exited" else state
+    if now < at:
+        notes.append(f"{g.id}: {why} (failure {st['failures']}), restart in {at - now:.0f}s")
+        return None
+    st.pop("retry_at", None)
+    return _start(g, f"restart after {why} (failure {st['failures']}, backoff {backoff(st['failures'])}s)")
 
 
-def decide(goals: list[Goal], rows: dict[str, dict[str, Any]], state: dict[str, Any],
+def decide(goals: list["Goal"], rows: dict[str, dict[str, Any]], state: dict[str, Any],
            now: float, check: Callable[[str], bool]) -> dict[str, Any]:
     """Pure but for `check` (runs done_when): one decision dict. Mutates
     `state` to what should be saved."""
+    notes: list[str] = []
     for g in sorted(goals, key=lambda g: g.id):
         st = state.setdefault(g.id, {})
-        dec = _for_goal(g, rows.get(g.id), st, now, check)
+        dec = _for_goal(g, rows.get(g.id), st, now, check, notes)
         if dec is not None:
+            if notes:
+                dec["journal"] += " · " + "; ".join(notes)
             return dec
     for gid in [k for k in state if k not in {g.id for g in goals}]:
         del state[gid]  # archived goals forget their failures
     n = len(goals)
-    return {"action": "noop", "reason": f"{n} goal{'s' * (n != 1)}: nothing to do",
-            "journal": f"rules: {n} goal{'s' * (n != 1)}, nothing to do"}
+    what = "; ".join(notes) if notes else "nothing to do"
+    return {"action": "noop", "reason": f"{n} goal{'s' * (n != 1)}: {what}",
+            "journal": f"rules: {n} goal{'s' * (n != 1)}, {what}"}
 
 
 def shell_check(d: str, env: dict[str, str]) -> Callable[[str], bool]:
@@ -118,14 +152,14 @@ def run(d: str) -> dict[str, Any]:
     """Read the data dir, decide, write `.decision.json` and the state."""
     from looop import registry
     from looop.pulse.goals import read_goals
-    from looop.store import jsonio
+    from looop.store import jsonio, rulestate, sessions
     from looop.store.atomic import write_atomic
-    path = os.path.join(d, STATE_FILE)
-    state = jsonio.load_file(path, {}) or {}
-    if not isinstance(state, dict):
-        state = {}
+    state = rulestate.load(d)
     rows = {r["id"]: r for r in registry.rows(d) if r.get("role") == "worker"}
+    for r in rows.values():
+        if r.get("state") == "killed":  # by `looop kill`, or by looop's shutdown?
+            r["stop_reason"] = sessions.read_status(d, r["id"]).get("stop_reason")
     dec = decide(read_goals(d), rows, state, time.time(), shell_check(d, dict(os.environ)))
     write_atomic(os.path.join(d, ".decision.json"), jsonio.dumpb(dec) + b"\n", fsync=False)
-    write_atomic(path, jsonio.dumpb(state), fsync=False)
+    rulestate.save(d, state)
     return dec

@@ -5,18 +5,22 @@ What goes in, and why (SPEC §3):
 - each sensor reading: its `signal` key only if it has one (so a sensor can
   carry volatile `detail` without waking the decider), canonical JSON (sorted
   keys) so key order never matters; raw bytes if it is not JSON.
-- each worker's stable signal: id, state, exit code, flag note — never ages,
-  pids or timestamps, which change without the world changing.
-- for goals declaring `every:` (or `done_when:`), the current time bucket
-  of that period (on the local clock, so `every: 1d` turns at midnight): such
-  a goal asks to be looked at again after that long; `done_when:` alone is
-  rechecked every minute.
+- each worker's stable signal: id, state, exit code, flag note — never ages
+  or pids, which change without the world changing; a finished worker adds
+  the start time of its run, so a rerun that ends the same way (a restart
+  that fails again) is still a new world.
+- due times that were reached: a goal with `every:` is due `every` after its
+  worker finished; a rules restart is due when its backoff ends
+  (store/rulestate.py); `done_when:` is rechecked every minute. A due time
+  enters the hash only once reached, and the earliest one still ahead is
+  the pulse's next wake-up (`dues` returns it), so the loop wakes by itself.
 Pure: the caller gathers the inputs.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from datetime import datetime
+from typing import Any, Iterable, Mapping
 
 from looop.store import jsonio
 
@@ -39,16 +43,50 @@ def worker_signal(row: dict[str, Any]) -> list[Any]:
     if state == "starting":
         state = "running"  # a transition, not a change of the world
     note = row.get("note") if row.get("flagged") else None
-    return [row.get("id"), state, row.get("exit_code"), bool(row.get("flagged")), note]
+    sig = [row.get("id"), state, row.get("exit_code"), bool(row.get("flagged")), note]
+    if state not in ("running", None) and not row.get("alive"):
+        sig.append(row.get("started_at"))  # which run ended: each one is news
+    return sig
 
 
-def time_buckets(goals: Iterable[Any], now: float) -> list[list[Any]]:
-    out = []
+def finished_at(row: Mapping[str, Any]) -> float | None:
+    """Epoch of a finished worker's last status write (its end)."""
+    ts = row.get("_updated_ts")
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool):
+        return float(ts)
+    try:
+        return datetime.fromisoformat(str(row.get("_updated")).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def dues(goals: Iterable[Any], workers: Iterable[Mapping[str, Any]], retries: Mapping[str, float],
+         now: float) -> tuple[list[list[Any]], float | None]:
+    """(the due marks reached by `now`, for the hash; the earliest due time
+    still ahead, or None)."""
+    rows = {r.get("id"): r for r in workers}
+    marks: list[list[Any]] = []
+    ahead: list[float] = []
+
+    def due(gid: str, kind: str, at: float) -> None:
+        if now >= at:
+            marks.append([gid, kind, at])
+        else:
+            ahead.append(at)
     for g in goals:
-        if "every" in g.meta or "done_when" in g.meta:
-            period = g.seconds("every") or DEFAULT_RECHECK
-            out.append([g.id, int(now // max(period, 1.0))])
-    return out
+        every = g.seconds("every") if "every" in g.meta else None
+        row = rows.get(g.id)
+        if every is not None and row is not None and not row.get("alive"):
+            fin = finished_at(row)
+            if fin is not None:
+                due(g.id, "every", fin + max(every, 0.0))
+        if "done_when" in g.meta:
+            bucket = int(now // DEFAULT_RECHECK)
+            marks.append([g.id, "recheck", bucket])
+            ahead.append((bucket + 1) * DEFAULT_RECHECK)
+    for gid, at in retries.items():
+        due(gid, "retry", at)
+    return marks, min(ahead) if ahead else None
 
 
 def world_hash(playbook: bytes, goals: Iterable[tuple[str, bytes]],

@@ -54,7 +54,8 @@ def write_meta(d: str, sid: str, meta: dict[str, Any]) -> None:
 
 
 def write_status(d: str, sid: str, status: dict[str, Any]) -> None:
-    status = dict(status, updated_at=rfc3339())
+    now = time.time()  # updated_ts: sub-second, for due times (`every:` after the end)
+    status = dict(status, updated_at=rfc3339(now), updated_ts=round(now, 3))
     write_atomic(os.path.join(paths.session_dir(d, sid), "status.json"), jsonio.dumpb(status), fsync=False)
 
 

@@ -64,6 +64,7 @@ class Child(Terminals):
         self.cmd_alive = False
         self.pty_open = False
         self.stop_mode: State | str | None = None   # KILLED, or "restart"
+        self.stop_reason: str | None = None         # "kill": asked by `looop kill` (status.json)
         self.deadline: float | None = None          # next escalation step
         self.escalated = False
         self.drain_until: float | None = None
@@ -340,7 +341,7 @@ class Child(Terminals):
               "cols": self.cmd.cols if self.cmd else s.cols,
               "rows": self.cmd.rows if self.cmd else s.rows,
               "log_base": self.log_base, "log_ino": self.log_ino, "log1_ino": self.log1_ino,
-              "log_error": self.log_error, **extra}
+              "log_error": self.log_error, "stop_reason": self.stop_reason, **extra}
         try:
             sessions.write_status(self.d, s.sid, st)
         except OSError:
@@ -435,6 +436,7 @@ class Child(Terminals):
     def _cmd_kill(self, req: int) -> None:
         self.waiters.append(req)
         if self.stop_mode is None:
+            self.stop_reason = "kill"
             self.stop(State.KILLED)
 
     def _cmd_stop(self) -> None:

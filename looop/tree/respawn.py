@@ -68,7 +68,11 @@ class Respawns:
                          code: int | None) -> None:
         ended = f"worker {sid} {state or 'dead'} (exit {code})"
         if dec.action == "stay":
-            self.out.line("info", "worker.exited", ended, id=sid, exit_code=code, dim=True)
+            # the pulse prints it (so `watch pulse` and `log pulse` see it)
+            # and may beat at once; without a pulse, the root says it
+            if not self._tell_pulse("worker_exited", id=sid, state=state or "dead",  # type: ignore[attr-defined]
+                                    exit_code=code):
+                self.out.line("info", "worker.exited", ended, id=sid, exit_code=code, dim=True)
             return
         st = sessions.read_status(self.d, sid)
         if dec.action == "fail":

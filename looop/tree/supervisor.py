@@ -29,7 +29,7 @@ from typing import Any
 
 from looop import settings
 from looop.errors import AlreadyRunning, LooopError
-from looop.store import config, events, lock, paths, prompts, sessions
+from looop.store import config, events, jsonio, lock, paths, prompts, sessions
 from looop.store.sessions import State
 from looop.tree import backends, control, leftovers, notify, ptycmd, title
 from looop.tree.child import FINAL, child_main
@@ -361,6 +361,9 @@ class Root(ControlServer, Respawns):
             role = kid.spec.role
             events.emit(self.d, f"{role}_started", id=kid.spec.sid, pid=st.get("pid"),
                         child_pid=kid.proc.pid, restart=bool(before))
+            if role == "worker":
+                self._tell_pulse("worker_started", id=kid.spec.sid, pid=st.get("pid"),
+                                 restart=bool(before))
             if role == "pulse" and not self.ready_sent:
                 self.ready_sent = True
                 self.notifier.send(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=pulse running")
@@ -430,6 +433,31 @@ class Root(ControlServer, Respawns):
                         exit_code=kid.status.get("exit_code"))
         if not self.stopping:
             self._ended(kid, state, code)  # restart policy (looop.tree.respawn)
+
+    def _tell_pulse(self, event: str, **fields: Any) -> bool:
+        """Push one event line down the pulse's link (never blocks for long:
+        a pulse busy in a beat reads it later). False if there is no pulse."""
+        kid = self.kids.get("pulse")
+        sock = kid.pulse_end if kid is not None else None
+        if sock is None or sock.fileno() < 0:
+            return False
+        data = jsonio.dumpb({"event": event, **fields}) + b"\n"
+        try:
+            n = sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False  # its buffer is full: it has not read for a long while
+        except OSError:
+            return False
+        if n < len(data):  # a partial line must be finished, or the framing breaks
+            conn = self.conns.get(sock.fileno())
+            try:
+                sock.settimeout(2)
+                sock.sendall(data[n:])
+                sock.setblocking(False)
+            except OSError:
+                self._drop(conn)
+                return False
+        return True
 
     def _reap_orphans(self, kill: bool = False) -> None:
         """Descendants re-parented to us (we are a subreaper) are not children
