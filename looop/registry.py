@@ -61,7 +61,7 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
         st, meta = sessions.read_status(dd, sid), sessions.read_meta(dd, sid)
         seen.add((dd, sid))
         out.append(_row(sid, t.role, t.state, True, st, meta, child_pid=pid,
-                        flagged=t.flagged, data_dir=dd))
+                        flagged=t.flagged, data_dir=dd, activity=_activity(dd, sid, t, st)))
     for sid in sessions.list_ids(d):
         if (d, sid) in seen:
             continue
@@ -78,9 +78,34 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
     return out
 
 
+def _activity(d: str, sid: str, t: Title, st: dict) -> dict[str, Any] | None:
+    """`activity` of a live worker (SPEC §15): state and since from its title,
+    evidence from status.json (written with the title), quiet_s from the
+    log's mtime (the child writes output.log on every wake, so no child
+    round-trip is needed)."""
+    if t.activity is None:
+        return None
+    on_disk = st.get("activity") if isinstance(st.get("activity"), dict) else {}
+    if on_disk.get("state") != t.activity:
+        on_disk = {}  # caught between the title and the file: the title wins
+    try:
+        import time
+        quiet = max(0.0, time.time() - os.stat(sessions.log_path(d, sid)).st_mtime)
+    except OSError:
+        quiet = on_disk.get("quiet_s")
+    from looop.store.sessions import rfc3339
+    out = {"state": t.activity, "since": rfc3339(t.since or 0),
+           "quiet_s": round(quiet, 1) if quiet is not None else None,
+           "evidence": on_disk.get("evidence") or {}}
+    if on_disk.get("until"):
+        out["until"] = on_disk["until"]
+    return out
+
+
 def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
-         child_pid: int | None, flagged: bool, data_dir: str) -> dict[str, Any]:
-    return {"id": sid, "role": role, "state": state, "alive": alive,
+         child_pid: int | None, flagged: bool, data_dir: str,
+         activity: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": sid, "role": role, "state": state, "alive": alive, "activity": activity,
             "pid": st.get("pid") if alive else None, "child_pid": child_pid,
             "exit_code": st.get("exit_code"), "flagged": flagged,
             "note": st.get("note") if flagged else None,

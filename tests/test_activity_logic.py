@@ -129,3 +129,36 @@ def test_presets_compile_and_user_entries_override():
     assert claude["ready"] == ["^READY$"]                                   # overridden
     assert claude["asking"] == config.PRESETS["claude"]["states"]["asking"]  # kept
     assert config.runner_states(merged, "rules") == {}
+
+
+# -- the pulse's view: world hash, prompt line, NEEDS YOU ----------------------
+
+def _row(state="ready", quiet=3.0, text="│ >", alive=True, **kw):
+    act = {"state": state, "since": "2026-12-01T10:00:00Z", "quiet_s": quiet,
+           "evidence": {"source": "screen", "pattern": "ready[0]", "line": 6, "text": text}}
+    return {"id": "w1", "role": "worker", "state": "running", "alive": alive, "exit_code": None,
+            "flagged": False, "note": None, "activity": act, **kw}
+
+
+def test_world_hash_sees_activity_state_never_quiet_or_evidence():
+    from looop.pulse.worldhash import world_hash
+
+    def h(*rows):
+        return world_hash(b"", [], [], list(rows))
+    assert h(_row()) == h(_row(quiet=999.0, text="other"))
+    assert h(_row()) != h(_row(state="asking"))
+    assert h(_row(alive=False)) == h(_row(state="asking", alive=False))  # dead: no activity
+
+
+def test_prompt_line_shows_activity_quiet_and_evidence():
+    from looop.pulse.prompt import worker_line
+    line = worker_line(_row(state="asking", quiet=12.4, text="=== Do you want to proceed?"))
+    assert line.splitlines() == ["- w1 [running · asking, quiet 12s]",
+                                 "    evidence: screen ready[0]: === Do you want to proceed?"]
+
+
+def test_needs_you_lists_asking_limited_stuck_and_flagged():
+    from looop.pulse.surface import flagged
+    rows = [_row(state=s, id=s) for s in ("ready", "working", "asking", "limited", "stuck")]
+    rows.append(_row(id="f", flagged=True, note="n"))
+    assert [r["id"] for r in flagged(rows)] == ["asking", "limited", "stuck", "f"]

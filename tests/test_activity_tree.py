@@ -30,3 +30,131 @@ def test_doctor_names_runner_state_and_index_of_a_bad_regex(data_dir):
     r = run("doctor")
     line = next(ln for ln in r.stdout.splitlines() if " states" in ln)
     assert line.startswith("✓") and "activity patterns compile" in line
+
+
+# -- the fake agent TUI through every state ------------------------------------
+
+import sys  # noqa: E402
+
+from conftest import Tree, ls, wait_until  # noqa: E402
+from fakes import isolated_home, setup_fake  # noqa: E402
+
+assert isolated_home  # autouse fixture, imported so pytest finds it
+TUI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fakes", "agent_tui.py")
+STATES = {"ready": ["^│ > "], "asking": ["Do you want to proceed"], "limited": ["usage limit"],
+          "working": ["esc to interrupt"]}
+
+
+def tui_runner(d: str, ctl: str, **extra) -> "object":
+    """The fake decider as the tick runner, the fake TUI as the worker, with
+    the test's patterns (not the real presets) and a short settle."""
+    fake = setup_fake(d, ctl, interactive=f"{sys.executable} {TUI} {{{{prompt_file}}}}")
+    with open(os.path.join(d, "looop.json")) as f:
+        cfg = json.load(f)
+    cfg["runners"]["fake"].update(states=STATES, settle="0.3s", **extra)
+    write_config(d, cfg)
+    return fake
+
+
+def activity(sid: str) -> dict:
+    return next((r.get("activity") or {}) for r in ls() if r["id"] == sid)
+
+
+def wait_activity(sid: str, state: str, timeout: float = 15) -> dict:
+    return wait_until(lambda: (a := activity(sid)).get("state") == state and a, timeout,
+                      f"{sid} to be {state} (now {activity(sid)})")
+
+
+def events(d: str, name: str) -> list[dict]:
+    try:
+        with open(os.path.join(d, "events.jsonl")) as f:
+            return [e for e in map(json.loads, f) if e["event"] == name]
+    except FileNotFoundError:
+        return []
+
+
+def test_fake_tui_through_every_state(data_dir, tmp_path):
+    d = data_dir
+    fake = tui_runner(d, str(tmp_path / "ctl"))
+    t = Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.3", "LOOOP_WORKER_STUCK": "2"})
+    try:
+        _every_state(d, t, fake)
+    finally:
+        t.stop()
+
+
+def _every_state(d: str, t: Tree, fake) -> None:
+    run("start-session", "w1", "the brief", "fake", check=True)
+    a = wait_activity("w1", "ready")
+    assert a["evidence"] == {"source": "screen", "pattern": "ready[0]", "line": 6, "text": "│ >"}
+    assert a["since"].endswith("Z") and a["quiet_s"] >= 0
+
+    def settled_calls() -> int:
+        """Runner calls once the pulse has seen the world unchanged twice since now."""
+        seen = len(events(d, "world_unchanged"))
+        wait_until(lambda: len(events(d, "world_unchanged")) >= seen + 2, 15, "two unchanged beats")
+        return len(fake.calls())
+
+    calls = settled_calls()
+
+    def step(keys: list[str], state: str, transitions: int = 1, **ev) -> dict:
+        """Type, wait for `state`, and count one decider call per transition."""
+        nonlocal calls
+        if keys:
+            run(*keys, check=True)
+        a = wait_activity("w1", state)
+        for k, v in ev.items():
+            assert a["evidence"].get(k) == v, a
+        now = settled_calls()
+        assert now == calls + transitions, f"decider calls on the way to {state}: {now - calls}"
+        calls = now
+        return a
+
+    a = step(["send", "w1", "ask"], "asking", source="screen", pattern="asking[0]",
+             text="Do you want to proceed? (y/n)")
+    wait_until(lambda: f"? w1: asking — Do you want to proceed? (y/n) — LOOOP_DATA_DIR={d} looop attach w1"
+               in t.output(), 10, "NEEDS YOU to list the asking worker")
+    step(["send", "-n", "w1", "y"], "ready", source="screen")
+    a = step(["send", "w1", "limit"], "limited", source="screen", pattern="limited[0]")
+    assert a["until"].endswith("T15:00:00Z") or a["until"]  # local 3pm, in UTC
+    wait_until(lambda: "? w1: limited until" in t.output(), 10, "NEEDS YOU to list the limited worker")
+    step(["send", "w1", "work", "3"], "working")
+    step([], "ready", source="screen")
+    # a frozen spinner: working on the screen, then stuck after LOOOP_WORKER_STUCK
+    step(["send", "w1", "hang"], "stuck", transitions=2, source="screen", pattern="working[0]")
+    wait_until(lambda: "? w1: stuck — " in t.output(), 10, "NEEDS YOU to list the stuck worker")
+    a = step(["_event", "w1", "ready", "Stop", "hook"], "ready", source="event", text="Stop hook")
+    prompt = fake.prompt()
+    assert "- w1 [running · ready, quiet " in prompt and "    evidence: event: Stop hook" in prompt
+    seq = [(e["from"], e["to"]) for e in events(d, "worker_state") if e["id"] == "w1"]
+    assert seq[0] == ("starting", "ready")
+    for want in [("ready", "asking"), ("asking", "ready"), ("ready", "limited"), ("limited", "working"),
+                 ("working", "ready"), ("stuck", "ready")]:
+        assert want in seq, (want, seq)
+    assert seq.index(("ready", "asking")) < seq.index(("ready", "limited")) < seq.index(("stuck", "ready"))
+    assert any(to == "stuck" for _, to in seq)
+
+
+def test_event_bad_input(tree, data_dir, tmp_path):
+    tui_runner(data_dir, str(tmp_path / "ctl"))
+    r = run("_event", "nobody", "ready")
+    assert r.returncode == 1 and "looop _event: no session 'nobody'" in r.stderr
+    run("start-session", "w2", "b", "fake", check=True)
+    wait_activity("w2", "ready")
+    r = run("_event", "w2", "thinking")
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("looop _event: unknown state 'thinking' "
+                                "(known: working, ready, asking, limited, stuck)")
+    assert activity("w2")["state"] == "ready"
+
+
+def test_a_bad_regex_refuses_the_start_and_loses_nothing(tree, data_dir, tmp_path):
+    tui_runner(data_dir, str(tmp_path / "ctl"))
+    with open(os.path.join(data_dir, "looop.json")) as f:
+        cfg = json.load(f)
+    cfg["runners"]["fake"]["states"] = {"asking": ["[y/n"]}
+    write_config(data_dir, cfg)
+    r = run("start-session", "w3", "b", "fake")
+    assert r.returncode == 1
+    assert "looop start-session: runner 'fake': states.asking[0] '[y/n' is not a valid regex" in r.stderr
+    assert not any(x["id"] == "w3" for x in ls())

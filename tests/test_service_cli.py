@@ -255,7 +255,7 @@ def test_help_is_the_full_manual(data_dir):
     for word in ("PLAYBOOK", "sensors/", "workers", "Kubernetes", "ONE BEAT", "One move per beat",
                  "Memory is files", "Level-triggered", "Never irreversible without a human",
                  "Workers don't write policy files", "a tiny Kubernetes for your scripts",
-                 "looop: worker <id> [<state>[ ⚑]] <data dir>", "Wire format", "SO_PEERCRED"):
+                 "looop: worker <id> [<state>[ ⚑][ <activity> <since>]] <data dir>", "Wire format", "SO_PEERCRED"):
         assert word in out, word
     for knob in ("LOOOP_DATA_DIR", "LOOOP_CONFIG", "LOOOP_INTERVAL", "LOOOP_BUSY_INTERVAL",
                  "LOOOP_ACTIVE_INTERVAL", "LOOOP_SHUTDOWN_GRACE", "LOOOP_SENSOR_TIMEOUT",

@@ -1,6 +1,7 @@
 """The tree end to end: workers visible in ls and ps, teardown by signal."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 
@@ -20,7 +21,8 @@ def test_three_workers_then_signal_tears_everything_down(data_dir, sig):
     assert {r["id"] for r in rows if r["alive"]} == {"pulse", "a", "b", "c"}
     ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     for sid in ("a", "b", "c"):
-        assert f"looop: worker {sid} [running] {data_dir}" in ps
+        # [<state> <activity> <since>]: the activity is in the title (SPEC §15)
+        assert re.search(rf"looop: worker {sid} \[running [a-z]+ \d+\] {re.escape(data_dir)}", ps), ps
     assert f"looop: pulse [running] {data_dir}" in ps
     assert f"looop: root [running] {data_dir}" in ps
     commands = [r["pid"] for r in rows if r["role"] == "worker"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -199,7 +200,7 @@ def test_kill_flag_unflag(t):
     r = row("flg")
     assert (r["flagged"], r["note"]) == (True, "which branch?")
     ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    assert f"looop: worker flg [running ⚑] {t.d}" in ps
+    assert re.search(rf"looop: worker flg \[running ⚑ asking \d+\] {re.escape(t.d)}", ps), ps
     assert sessions.read_status(t.d, "flg")["note"] == "which branch?"
     assert "⚑ which branch?" in ok("ls")
     ok("unflag", "looop-flg")  # a legacy `looop-` prefix names the same session

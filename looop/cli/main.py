@@ -47,6 +47,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "_pulse": ("looop.pulse.loop", "cmd_pulse", "internal: the pulse body"),
     "_rules": ("looop.cli.pulse_verbs", "cmd_rules", "internal: the built-in rules decider"),
     "_fmt": ("looop.cli.pulse_verbs", "cmd_fmt", "internal: pi NDJSON stream → friendly lines + cost"),
+    "_event": ("looop.cli.steer", "cmd_event", "internal: an agent hook reports <id> <state> [note]"),
     "_cost": ("looop.cli.pulse_verbs", "cmd_cost_report", "internal: record a cost <kind> <id> <runner> <usd>"),
 }
 

@@ -47,6 +47,22 @@ def cmd_key(argv: list[str]) -> int:
     return _emit(a, _call("input", a.id, data=data))
 
 
+def cmd_event(argv: list[str]) -> int:
+    """An agent's own hook says what it is doing (SPEC §15): the strongest
+    evidence after a pending ask or flag, until its output resumes."""
+    from looop.tree.activity import EVENT_STATES
+    p = parser("_event", "Report a worker's activity from an agent hook.")
+    session_arg(p)
+    p.add_argument("state", help=" | ".join(EVENT_STATES))
+    p.add_argument("note", nargs="*")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    if a.state not in EVENT_STATES:
+        raise UsageError(f"unknown state {a.state!r} (known: {', '.join(EVENT_STATES)})")
+    r = _call("event", a.id, state=a.state, note=" ".join(a.note) or None)
+    return _emit(a, r.get("activity") or {})
+
+
 def cmd_resize(argv: list[str]) -> int:
     p = parser("resize", "Resize a worker's terminal.")
     session_arg(p)

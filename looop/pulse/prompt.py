@@ -63,11 +63,24 @@ def _body(text: str) -> str:
 
 
 def worker_line(row: dict[str, Any]) -> str:
+    """`- id [state · activity, quiet Ns]  ⚑ note`, then for a live worker
+    the evidence behind its activity on an indented line (SPEC §15)."""
     state = str(row.get("state"))
     if row.get("exit_code") is not None and not row.get("alive"):
         state += f" exit {row['exit_code']}"
+    act = row.get("activity") if row.get("alive") else None
+    if act:
+        quiet = act.get("quiet_s")
+        state += f" · {act.get('state')}" + (f", quiet {quiet:.0f}s" if isinstance(quiet, (int, float)) else "")
+        if act.get("until"):
+            state += f", until {act['until']}"
     flag = f"  ⚑ {row.get('note') or ''}".rstrip() if row.get("alive") and row.get("flagged") else ""
-    return neutralise(f"- {row.get('id')} [{state}]{flag}")
+    line = f"- {row.get('id')} [{state}]{flag}"
+    ev = (act or {}).get("evidence") or {}
+    if ev.get("source"):
+        where = f" {ev['pattern']}" if ev.get("pattern") else ""
+        line += f"\n    evidence: {ev['source']}{where}" + (f": {ev['text']}" if ev.get("text") else "")
+    return neutralise(line)
 
 
 def build(playbook: str, goals: Iterable[tuple[str, str]], readings: Iterable[tuple[str, bytes]],

@@ -1,4 +1,5 @@
-"""Surfacing, the last step of a beat: flagged live workers need a human.
+"""Surfacing, the last step of a beat: live workers that need a human —
+flagged, or asking / limited / stuck by their activity (SPEC §15).
 
 Prints a NEEDS YOU block with the exact command to attach (with the
 LOOOP_DATA_DIR prefix on a non-default profile), and — when a tmux server is
@@ -23,12 +24,28 @@ def attach_cmd(d: str, sid: str) -> str:
     return f"{prefix}looop attach {sid}"
 
 
+NEEDY = ("asking", "limited", "stuck")  # activities that need someone (SPEC §15)
+
+
 def flagged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("role") == "worker" and r.get("alive") and r.get("flagged")]
+    """Live workers that need someone: flagged, or asking / limited / stuck."""
+    return [r for r in rows if r.get("role") == "worker" and r.get("alive")
+            and (r.get("flagged") or (r.get("activity") or {}).get("state") in NEEDY)]
+
+
+def _why(r: dict[str, Any]) -> tuple[str, str]:
+    """(glyph, text) of one NEEDS YOU line: the flag note, else the activity
+    and its evidence line."""
+    if r.get("flagged"):
+        return "⚑", r.get("note") or "(no note)"
+    act = r.get("activity") or {}
+    text = (act.get("evidence") or {}).get("text")
+    until = f" until {act['until']}" if act.get("until") else ""
+    return "?", f"{act.get('state')}{until}" + (f" — {text}" if text else "")
 
 
 def surface(d: str, rows: list[dict[str, Any]], out: Any, env: dict[str, str]) -> list[str]:
-    """Print the block; returns the flagged ids."""
+    """Print the block; returns the ids that need someone."""
     rows = flagged(rows)
     if not rows:
         return []
@@ -36,9 +53,11 @@ def surface(d: str, rows: list[dict[str, Any]], out: Any, env: dict[str, str]) -
              ids=[r["id"] for r in rows])
     for r in rows:
         cmd = attach_cmd(d, r["id"])
-        out.line("warn", "attention", f"  ⚑ {r['id']}: {r.get('note') or '(no note)'} — {cmd}",
-                 id=r["id"], note=r.get("note"), attach=cmd)
-        events.emit(d, "needs_you", id=r["id"], note=r.get("note"))
+        glyph, why = _why(r)
+        act = (r.get("activity") or {}).get("state")
+        out.line("warn", "attention", f"  {glyph} {r['id']}: {why} — {cmd}",
+                 id=r["id"], note=r.get("note"), activity=act, attach=cmd)
+        events.emit(d, "needs_you", id=r["id"], note=r.get("note"), activity=act)
     if settings.get("LOOOP_TMUX_SURFACE", env=env) != "0":
         _tmux(d, rows, env)
     return [r["id"] for r in rows]

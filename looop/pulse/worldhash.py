@@ -5,10 +5,11 @@ What goes in, and why (SPEC §3):
 - each sensor reading: its `signal` key only if it has one (so a sensor can
   carry volatile `detail` without waking the decider), canonical JSON (sorted
   keys) so key order never matters; raw bytes if it is not JSON.
-- each worker's stable signal: id, state, exit code, flag note — never ages
-  or pids, which change without the world changing; a finished worker adds
-  the start time of its run, so a rerun that ends the same way (a restart
-  that fails again) is still a new world.
+- each worker's stable signal: id, state, exit code, flag note, and the
+  activity state of a live one (SPEC §15) — never ages, pids, timestamps,
+  quiet time or evidence text, which change without the world changing; a
+  finished worker adds the start time of its run, so a rerun that ends the
+  same way (a restart that fails again) is still a new world.
 - due times that were reached: a goal with `every:` is due `every` after its
   worker finished; a rules restart is due when its backoff ends
   (store/rulestate.py); `done_when:` is rechecked every minute. A due time
@@ -43,7 +44,8 @@ def worker_signal(row: dict[str, Any]) -> list[Any]:
     if state == "starting":
         state = "running"  # a transition, not a change of the world
     note = row.get("note") if row.get("flagged") else None
-    sig = [row.get("id"), state, row.get("exit_code"), bool(row.get("flagged")), note]
+    act = (row.get("activity") or {}).get("state") if row.get("alive") else None
+    sig = [row.get("id"), state, row.get("exit_code"), bool(row.get("flagged")), note, act]
     if state not in ("running", None) and not row.get("alive"):
         sig.append(row.get("started_at"))  # which run ended: each one is news
     return sig

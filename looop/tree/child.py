@@ -26,9 +26,10 @@ from typing import Any, Callable
 
 from looop.store import sessions
 from looop.store.sessions import State
-from looop.tree import backends, control, ptycmd, title
+from looop.tree import activity, backends, control, ptycmd, title
 from looop.tree.attached import Client, Terminals
 from looop.tree.spec import ChildSpec
+from looop.tree.tracker import Tracker, pending_ask
 
 CHUNK = 1 << 16           # PTY read size; one wake reads up to BURST bytes
 BURST = 1 << 20
@@ -82,6 +83,9 @@ class Child(Terminals):
         self.started_at = sessions.rfc3339()
         self.pid_created: float | None = None
         self.log_error: str | None = None           # the log cannot be written (full disk)
+        # what the agent is doing (SPEC §15): workers only, off the output path
+        pats = activity.compile_patterns(spec.sid, {k: list(v) for k, v in spec.states})
+        self.tracker = Tracker(pats, spec.settle, spec.stuck) if spec.role == "worker" else None
 
     # -- setup and teardown -------------------------------------------------
 
@@ -155,6 +159,8 @@ class Child(Terminals):
             return
         self.cmd_alive = self.pty_open = True
         self.exit_code = None
+        if self.tracker is not None:
+            self.tracker.restart(time.monotonic())
         self.started_at = sessions.rfc3339()
         self.pid_created = ptycmd.create_time(pid)
         self.sel.register(self.cmd.fd, selectors.EVENT_READ, self._on_pty)
@@ -204,6 +210,8 @@ class Child(Terminals):
 
     def _output(self, data: bytes) -> None:
         """Every byte to the log first (nothing parsed on this path)."""
+        if self.tracker is not None:
+            self.tracker.on_output(time.monotonic())
         try:
             written = _write_all(self.log_fd, data)
         except OSError as e:
@@ -312,6 +320,10 @@ class Child(Terminals):
 
     def _on_timers(self) -> None:
         now = time.monotonic()
+        if self.tracker is not None and self.cmd_alive:
+            due = self.tracker.due()
+            if due is not None and now >= due:
+                self._look(now)
         if self.drain_until is not None and now >= self.drain_until:
             self._maybe_command_done()
         if self.deadline is not None and now >= self.deadline:
@@ -326,14 +338,51 @@ class Child(Terminals):
                 self._maybe_command_done()
 
     def _timeout(self) -> float | None:
-        times = [t for t in (self.deadline, self.drain_until) if t is not None]
+        look = self.tracker.due() if self.tracker is not None and self.cmd_alive else None
+        times = [t for t in (self.deadline, self.drain_until, look) if t is not None]
         return max(0.0, min(times) - time.monotonic()) if times else None
+
+    # -- activity ---------------------------------------------------------------
+
+    def _look(self, now: float) -> None:
+        """Classify the worker's activity (looop.tree.tracker); on a change,
+        publish it and record a `worker_state` event."""
+        assert self.tracker is not None
+        changed = self.tracker.evaluate(now, self._screen_lines, self.flagged, self.note,
+                                        pending_ask(self.d, self.spec.sid))
+        if changed is None:
+            return
+        before, v = changed
+        self._publish()
+        from looop.store import events
+        events.emit(self.d, "worker_state", id=self.spec.sid, **{"from": before}, to=v.state,
+                    evidence=v.evidence, **({"until": v.until} if v.until else {}))
+
+    def _screen_lines(self) -> tuple[list[str], tuple[int, int]]:
+        """The settled screen for the classifier: its rows and the cursor."""
+        screen = self._screen_now()
+        return list(screen.display), (screen.cursor.x, screen.cursor.y)
+
+    def _cmd_event(self, req: int, state: str, note: str | None) -> None:
+        """`looop _event <id> <state> [note]`: an agent-native event (a hook)."""
+        if self.tracker is None or not self.cmd_alive:
+            raise ValueError(f"session {self.spec.sid} has no live command")
+        if state not in activity.EVENT_STATES:
+            raise ValueError(f"unknown state {state!r} (known: {', '.join(activity.EVENT_STATES)})")
+        now = time.monotonic()
+        self.tracker.set_event(state, note, now)
+        self._look(now)
+        self.reply(req, {"ok": True, "activity": self.tracker.status(now)})
 
     # -- status -----------------------------------------------------------------
 
     def _publish(self, **extra: Any) -> None:
         s = self.spec
-        title.set_title(s.role, s.sid, self.state.value, self.flagged, self.d)
+        tr = self.tracker if self.cmd_alive else None
+        title.set_title(s.role, s.sid, self.state.value, self.flagged, self.d,
+                        tr.verdict.state if tr else None, tr.since if tr else None)
+        if tr is not None:
+            extra.setdefault("activity", tr.status(time.monotonic()))
         st = {"id": s.sid, "role": s.role, "state": self.state.value,
               "pid": self.cmd.pid if self.cmd and self.cmd.pid else None,
               "pid_created": self.pid_created, "child_pid": os.getpid(), "exit_code": self.exit_code,
@@ -446,11 +495,15 @@ class Child(Terminals):
     def _cmd_flag(self, req: int, note: str | None) -> None:
         self.flagged, self.note = True, note or None
         self._publish()
+        if self.tracker is not None and self.cmd_alive:
+            self._look(time.monotonic())
         self.reply(req, {"ok": True})
 
     def _cmd_unflag(self, req: int) -> None:
         self.flagged, self.note = False, None
         self._publish()
+        if self.tracker is not None and self.cmd_alive:
+            self._look(time.monotonic())
         self.reply(req, {"ok": True})
 
     def _screen_now(self) -> Any:
@@ -493,6 +546,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "flag": Child._cmd_flag,
     "unflag": Child._cmd_unflag,
     "shot": Child._cmd_shot,
+    "event": Child._cmd_event,
     "detach": Child._cmd_detach,
     "attach": Child._cmd_attach,
 }

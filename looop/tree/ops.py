@@ -174,6 +174,14 @@ READ_ONLY_OPS)
         note = req.get("note")
         self._forward(conn, req, "flag", str(note)[:500] if note else None)
 
+    def op_event(self, conn: Conn, req: dict[str, Any]) -> None:
+        """An agent-native activity event (`looop _event`, SPEC §15)."""
+        from looop.tree.activity import EVENT_STATES
+        state, note = req.get("state"), req.get("note")
+        if state not in EVENT_STATES:
+            raise LooopError(f"unknown state {state!r} (known: {', '.join(EVENT_STATES)})")
+        self._forward(conn, req, "event", state, str(note)[:500] if note else None)
+
     def op_restart(self, conn: Conn, req: dict[str, Any]) -> None:
         sid = paths.check_id(req.get("id", ""), "session")
         if sid in self.kids:
@@ -230,6 +238,7 @@ OPS: dict[str, Callable[["ControlServer", Conn, dict[str, Any]], None]] = {
     "input": ControlServer.op_input,
     "resize": ControlServer.op_resize,
     "flag": ControlServer.op_flag,
+    "event": ControlServer.op_event,
     "restart": ControlServer.op_restart,
     "kill": ControlServer.op_kill,
     "attach": ControlServer.op_attach,

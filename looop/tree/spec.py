@@ -24,6 +24,11 @@ class ChildSpec:
     pass_fds: tuple[int, ...] = field(default=())  # fds handed to the command (pulse link)
     log_max: int = 64 << 20        # output.log rotation; 0 = never
     where: Placement = LOCAL       # the backend that runs argv (SPEC §17)
+    # activity (SPEC §15, looop.tree.tracker): the runner's screen patterns
+    # as ((state, (regex, ...)), ...), validated before the child starts
+    states: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    settle: float = 1.5            # seconds of quiet before the screen is read
+    stuck: float = 900.0           # LOOOP_WORKER_STUCK
 
     def __post_init__(self) -> None:
         if self.role not in ("pulse", "worker"):

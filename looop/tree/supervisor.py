@@ -31,7 +31,7 @@ from looop import settings
 from looop.errors import AlreadyRunning, LooopError
 from looop.store import config, events, jsonio, lock, paths, prompts, sessions
 from looop.store.sessions import State
-from looop.tree import backends, control, leftovers, notify, ptycmd, title
+from looop.tree import backends, control, leftovers, notify, ptycmd, title, tracker
 from looop.tree.child import FINAL, child_main
 from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
 from looop.tree.respawn import Respawns
@@ -300,6 +300,7 @@ class Root(ControlServer, Respawns):
             raise LooopError("looop is shutting down")
         cfg = config.load_cached(self.d)
         name, r = config.runner(cfg, runner)
+        tracker.knobs(cfg, name)  # a bad activity regex refuses the start, before any file
         template = command or r.get("interactive", "")
         if "{{prompt_file}}" not in template:
             raise LooopError("the worker command must contain {{prompt_file}}")
@@ -329,9 +330,10 @@ class Root(ControlServer, Respawns):
         env = self._base_env()
         env["LOOOP_SESSION_ID"] = sid
         argv = backends.prepare(where, sid, cmd, prompt_file, self.d)
+        act = tracker.knobs(config.load_cached(self.d), sessions.read_meta(self.d, sid).get("runner"))
         return ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=cwd, argv=argv,
                          env=tuple(env.items()), grace=self.grace, log_max=self.log_max, where=where,
-                         restart=policy or Policy())
+                         restart=policy or Policy(), **act)
 
     def _on_link(self, fd: int, _mask: int) -> None:
         kid = self.by_fd.get(fd)

@@ -1,5 +1,5 @@
 """A scripted fake agent TUI, run as a worker command: `python agent_tui.py
-[--script FILE]`. It draws on the alternate screen like an agent CLI and is
+[--script FILE] [BRIEF]` (the brief, a runner's {{prompt_file}}, is ignored). It draws on the alternate screen like an agent CLI and is
 driven by what is typed into it (its PTY stdin), after the lines of the
 script file (one command each, run first, in order).
 
