@@ -158,3 +158,13 @@ def test_a_bad_regex_refuses_the_start_and_loses_nothing(tree, data_dir, tmp_pat
     assert r.returncode == 1
     assert "looop start-session: runner 'fake': states.asking[0] '[y/n' is not a valid regex" in r.stderr
     assert not any(x["id"] == "w3" for x in ls())
+
+
+def test_a_pending_ask_is_the_strongest_evidence(tree, data_dir):
+    tree.start("w4", 'answer=$("$LOOOP_BIN" ask "which branch?"); echo "got $answer"; exec sleep 300')
+    a = wait_activity("w4", "asking")
+    assert a["evidence"] == {"source": "ask", "text": "which branch?"}
+    run("answer", "w4-1", "main", check=True)
+    wait_until(lambda: "got main" in run("log", "w4").stdout, 10, "the answer delivered")
+    a = wait_activity("w4", "ready")
+    assert a["evidence"]["source"] == "timing"
