@@ -144,6 +144,8 @@ def cmd_journal(argv: list[str]) -> int:
 def cmd_cost(argv: list[str]) -> int:
     p = parser("cost", "Spend from the ledger (cost.jsonl): total, by kind and by runner.")
     p.add_argument("scope", nargs="?", choices=("today", "all"), default="today")
+    p.add_argument("--by", choices=("kind", "session"), default="kind",
+                   help="session: spend per worker session (the pulse's decide calls as (ticks))")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     from looop.store import cost, jsonio
@@ -155,12 +157,16 @@ def cmd_cost(argv: list[str]) -> int:
     s = cost.summary(d, day)
     if a.json:
         s["total_usd"] = round(s["total_usd"], 6)
-        for key in ("by_kind", "by_runner"):
+        for key in ("by_kind", "by_runner", "by_session"):
             s[key] = {k: round(v, 6) for k, v in s[key].items()}
         print(jsonio.dumps({"scope": a.scope, "day": day, **s}))
         return 0
     print(f"{'today (' + day + ')' if day else 'all time'}: {cost.fmt_usd(s['total_usd'])} "
           f"over {s['rows']} call{'s' * (s['rows'] != 1)}")
+    if a.by == "session":
+        for sid, usd in sorted(s["by_session"].items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"  {sid:<24} {cost.fmt_usd(usd)}")
+        return 0
     for key, label in (("by_kind", "by kind"), ("by_runner", "by runner")):
         if s[key]:
             parts = ", ".join(f"{k} {cost.fmt_usd(v)}" for k, v in sorted(s[key].items()))

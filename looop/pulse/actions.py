@@ -49,6 +49,7 @@ class Ctx:
     out: Any
     run_dir: str
     shell_timeout: float = 300.0
+    shell_code: int | None = None   # set by run_shell: its exit (124 = timed out)
 
 
 # -- parsing ------------------------------------------------------------------
@@ -150,6 +151,7 @@ def _command(v: Any, name: str) -> str:
 KINDS: dict[str, Callable[[Any, str], Any]] = {
     "str": _text, "text": _nonempty, "keys": _keys, "command": _command,
     "goal": _checked_id("goal id", True), "sensor": _checked_id("sensor name", True),
+    "schedule": _checked_id("schedule name", True),
     "session": _checked_id("session", False),
 }
 
@@ -236,6 +238,7 @@ def _run_shell(ctx: Ctx, a: dict[str, Any]) -> str:
     with open(os.path.join(ctx.run_dir, "shell.log"), "ab") as log:
         r = runner.run_logged(["bash", "-lc", a["cmd"]], cwd=ctx.d, env=ctx.env,
                               stdin=subprocess.DEVNULL, log=log, timeout=ctx.shell_timeout)
+    ctx.shell_code = 124 if r.timed_out else r.code
     if r.timed_out:
         raise DecisionError(f"run_shell timed out after {ctx.shell_timeout:g}s")
     if r.code != 0:
@@ -322,6 +325,29 @@ def _restart(ctx: Ctx, a: dict[str, Any]) -> str:
     return f"restarted {a['id']} (pid {r.get('pid')})"
 
 
+def _write_schedule(ctx: Ctx, a: dict[str, Any]) -> str:
+    from looop.pulse.goals import duration
+    from looop.store import schedules
+    when = {k: duration(a[k]) for k in ("in", "every") if k in a}
+    if len(when) != 1 or None in when.values():
+        raise DecisionError("write_schedule: give exactly one of 'in' or 'every' as a duration "
+                            "(e.g. \"30m\", \"1d\")")
+    now = time.time()
+    try:
+        s = schedules.write(ctx.d, a["name"], note=a.get("note", ""), now=now,
+                            at=now + when["in"] if "in" in when else None, every_s=when.get("every"))
+    except ValueError as e:
+        raise DecisionError(f"write_schedule: {str(e).replace('--', '')}") from None
+    return f"wrote schedule {s.name}"
+
+
+def _drop_schedule(ctx: Ctx, a: dict[str, Any]) -> str:
+    from looop.store import schedules
+    if not schedules.remove(ctx.d, a["name"]):
+        raise DecisionError(f"drop_schedule: no schedule {a['name']!r}")
+    return f"dropped schedule {a['name']}"
+
+
 def _notify(ctx: Ctx, a: dict[str, Any]) -> str:
     ctx.out.line("warn", "notification", f"NOTE: {a['message']}", bold=True, message=a["message"])
     return f"notification: {a['message']}"
@@ -353,6 +379,12 @@ ACTIONS: dict[str, Action] = {
                        "named keys (Enter, Esc, C-c, Up…) to a live worker"),
     "restart_session": Action((("id", "session"),), _restart,
                               "rerun a worker's command in its session"),
+    "write_schedule": Action((("name", "schedule"),), _write_schedule,
+                             "wake the loop later: `in` (one-shot, stays due until dropped) or "
+                             "`every` (≥ 60s) as a duration like \"2h\", optional `note`",
+                             optional=(("in", "str"), ("every", "str"), ("note", "str"))),
+    "drop_schedule": Action((("name", "schedule"),), _drop_schedule,
+                            "a schedule is dealt with (a due one-shot stays due until dropped)"),
     "send_notification": Action((("message", "text"),), _notify,
                                 "tell the human something (journaled and shown)", keeps_summary=True),
 }

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looop.errors import LooopError
-from looop.pulse import actions, goals as goals_mod, prompt, runner, sense, surface, worldhash
+from looop.pulse import actions, goals as goals_mod, guards, prompt, runner, sense, surface, worldhash
 from looop.pulse.housekeeping import housekeep
-from looop.store import claims, config, cost, events, journal, paths, rulestate
+from looop.store import claims, config, cost, events, guardstate, journal, paths, rulestate, schedules
 
 HASH_FILE = ".last-tick-hash"
 DECISION = ".decision.json"
@@ -49,6 +49,8 @@ class Outcome:
     workers_alive: bool = False
     run_id: str | None = None
     wake_at: float | None = None   # a due time the next sleep must not overshoot
+    action: str | None = None  # the validated move, executed or not
+    shell: tuple[str, int | None] | None = None  # run_shell: (cmd, exit code)
 
     @property
     def failed(self) -> bool:
@@ -79,14 +81,53 @@ class World:
     readings: list[tuple[str, bytes]]
     hash: str = ""
     wake_at: float | None = None   # the earliest due time still ahead (epoch)
+    guards: dict[str, Any] = field(default_factory=dict)  # .guards.json (store/guardstate.py)
+    guards_bad: bool = False
+    schedules: list[schedules.Schedule] = field(default_factory=list)
+    flapping: list[str] = field(default_factory=list)
+    new_flapping: list[str] = field(default_factory=list)
+    now: float = field(default_factory=time.time)
+    buckets: list[list[Any]] = field(default_factory=list)
 
     @property
     def workers(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r.get("role") == "worker"]
 
-    def prompt(self, d: str) -> str:
+    def prompt(self, d: str, max_bytes: int = 0) -> str:
         return prompt.build(self.playbook, [(f"{g.id}.md", g.text) for g in self.goals],
-                            self.readings, self.workers, _claim_lines(d), journal.tail(d, 20))
+                            self.readings, self.workers, _claim_lines(d), journal.tail(d, 20),
+                            extra=self.sections(), max_bytes=max_bytes)
+
+    def hash_with(self, shell_run: str | None) -> str:
+        """The world hash; a run_shell output not yet shown to a decider is
+        part of the world (the next beat decides, with it in the prompt)."""
+        return worldhash.world_hash(
+            self.playbook.encode(), [(g.id, g.text.encode()) for g in self.goals], self.readings,
+            self.workers, self.buckets,
+            extra=[("schedules", [s.signal(self.now) for s in self.schedules]), ("shell", shell_run)])
+
+    def sections(self) -> list[tuple[str, str]]:
+        """The guard sections after RECENT JOURNAL, in SPEC §16 order."""
+        sh = self.guards.get("shell") or {}
+        shell = (f"$ {sh.get('cmd', '')}  (exit {sh.get('code')}, run {sh.get('run')})\n{sh.get('tail', '')}"
+                 if sh else "")
+        flap = "".join(f"- {n}: its signal changed on each of the last {guards.FLAP_BEATS}+ beats\n"
+                       for n in self.flapping)
+        return [("LAST SHELL OUTPUT", shell), ("FLAPPING SENSORS", flap),
+                ("SCHEDULES", "".join(schedule_line(s, self.now) + "\n" for s in self.schedules))]
+
+
+def schedule_line(s: schedules.Schedule, now: float) -> str:
+    def at(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+    note = f" — {s.note}" if s.note else ""
+    if s.error:
+        return f"- {s.name}: unreadable ({s.error}); drop it with drop_schedule"
+    if s.at is not None:
+        state = "DUE (stays due until you drop it with drop_schedule)" if s.due(now) else "not due yet"
+        return f"- {s.name}: at {at(s.at)} · {state}{note}"
+    return (f"- {s.name}: every {s.every_s:g}s · " + ("DUE this period · " if s.due(now) else "")
+            + f"next {at(s.next_at(now))}{note}")
 
 
 def run_beat(b: Beat) -> Outcome:
@@ -97,12 +138,22 @@ def run_beat(b: Beat) -> Outcome:
     if b.dry_run:
         return _dry_run(b, w)
     alive = any(r.get("alive") for r in w.workers)
-    if read_text(os.path.join(b.d, HASH_FILE)).strip() == w.hash:
+    _warn_guards(b, w)
+    unchanged = read_text(os.path.join(b.d, HASH_FILE)).strip() == w.hash
+    ttl = b.knob("noop_ttl")
+    if unchanged and guards.noop_expired(w.guards.get("last"), w.now, ttl):
+        unchanged = False
+        b.out.line("info", "tick.noop_ttl", f"world unchanged, but the last move was a noop "
+                   f"{ttl:g}s ago or more (LOOOP_NOOP_TTL) — deciding again")
+    if unchanged:
         b.out.line("info", "tick.skip", "world unchanged — no AI call", dim=True, hash=w.hash[:12])
         events.emit(b.d, "world_unchanged", hash=w.hash)
+        _save_guards(b, w)
         return Outcome("skip", "world unchanged", workers_alive=alive, wake_at=w.wake_at)
-    over = _over_budget(b)
-    o = Outcome("budget", over) if over else _decide_and_act(b, w.prompt(b.d), w.hash)
+    over = _over_budget(b) or _spend_warning(b, w) or _decide_budget(b, w)
+    o = Outcome("budget", over) if over else \
+        _decide_and_act(b, w.prompt(b.d, int(b.knob("prompt_max_bytes"))), w.hash)
+    _after_move(b, w, o)
     o.workers_alive = alive or o.acted
     o.wake_at = w.wake_at
     # whatever the decider did (or failed to do), a changed world with a
@@ -127,9 +178,15 @@ def observe(b: Beat) -> World:
     events.emit(d, "sense_done", sensors=len(readings), failed=failed)
     w = World(rows, read_text(os.path.join(d, "PLAYBOOK.md")), goals_mod.read_goals(d),
               [(r.name, r.data) for r in readings])
-    marks, w.wake_at = worldhash.dues(w.goals, w.workers, rulestate.retries(d), time.time())
-    w.hash = worldhash.world_hash(w.playbook.encode(), [(g.id, g.text.encode()) for g in w.goals],
-                                  w.readings, w.workers, marks)
+    w.guards, w.guards_bad = guardstate.load(d, w.now, int(b.knob("max_decides_per_hour")))
+    w.guards["sensors"], w.flapping, w.new_flapping = guards.flapping(
+        w.guards.get("sensors") or {}, [(n, worldhash.canonical(data)) for n, data in w.readings])
+    w.schedules = schedules.read_all(d)
+    w.buckets, w.wake_at = worldhash.dues(w.goals, w.workers, rulestate.retries(d), w.now)
+    ahead = [t for s in w.schedules if (t := s.next_at(w.now)) is not None]
+    if ahead:  # a schedule coming due wakes the pulse then
+        w.wake_at = min(ahead + ([w.wake_at] if w.wake_at is not None else []))
+    w.hash = w.hash_with((w.guards.get("shell") or {}).get("run"))
     return w
 
 
@@ -146,13 +203,91 @@ def _over_budget(b: Beat) -> str | None:
     return msg
 
 
+def _save_guards(b: Beat, w: World) -> None:
+    try:
+        guardstate.save(b.d, w.guards)
+    except OSError as e:  # a full disk: the guards forget, the beat goes on
+        b.out.line("warn", "guards.unsaved", f"cannot save {guardstate.FILE}: {e.strerror or e}")
+
+
+def _warn_guards(b: Beat, w: World) -> None:
+    """Once-only warnings: a corrupt state file, a sensor that started flapping."""
+    if w.guards_bad:
+        b.out.line("warn", "guards.corrupt", f"{guardstate.FILE} was unreadable: read as the most "
+                   f"conservative values (decide budget spent) and rewritten")
+        events.emit(b.d, "guards_corrupt")
+    for name in w.new_flapping:
+        b.out.line("warn", "sensor.flapping", f"sensor {name} is flapping: its signal changed on "
+                   f"{guards.FLAP_BEATS} beats in a row (each change wakes the decider)", sensor=name)
+        events.emit(b.d, "sensor_flapping", sensor=name)
+
+
+def _decide_budget(b: Beat, w: World) -> str | None:
+    """The hourly cap on runner calls; an allowed call is counted before it runs."""
+    limit = int(b.knob("max_decides_per_hour"))
+    kept, next_ok = guards.decide_budget(w.guards.get("decides") or [], w.now, limit)
+    w.guards["decides"] = kept
+    if next_ok is not None:
+        msg = (f"decide budget spent ({len(kept)} runner calls in the last hour, "
+               f"LOOOP_MAX_DECIDES_PER_HOUR={limit}) — no AI call before "
+               f"{time.strftime('%H:%M:%S', time.localtime(next_ok))}")
+        b.out.line("warn", "budget", msg, calls=len(kept), limit=limit)
+        _save_guards(b, w)
+        return msg
+    kept.append(w.now)
+    _save_guards(b, w)
+    return None
+
+
+def _spend_warning(b: Beat, w: World) -> None:
+    """warn_daily_usd: a soft threshold, warned (and recorded for the inbox)
+    once a day. Never stops the beat: returns None."""
+    limit = b.cfg.get("warn_daily_usd")
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+        return None
+    day = cost.today()
+    bud = w.guards.get("budget")
+    if bud and bud.get("day") != day:
+        w.guards["budget"] = None
+    spent = cost.total(b.d, day=day)
+    if spent < limit or w.guards.get("spend_warned") == day:
+        return None
+    w.guards["spend_warned"] = day
+    w.guards["budget"] = {"day": day, "spent": spent, "limit": float(limit),
+                          "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(w.now))}
+    msg = f"spend warning: {cost.fmt_usd(spent)} of warn_daily_usd {cost.fmt_usd(limit)} today"
+    b.out.line("warn", "spend.warning", msg, spent_usd=spent, limit_usd=limit)
+    events.emit(b.d, "spend_warning", spent_usd=spent, limit_usd=limit)
+    return None
+
+
+def _after_move(b: Beat, w: World, o: Outcome) -> None:
+    """Remember the move for the guards: the noop TTL, the shell output."""
+    if o.action == "run_shell" and o.run_id:
+        data = b""
+        try:
+            with open(os.path.join(b.d, "runs", o.run_id, "shell.log"), "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 4 * guards.SHELL_TAIL))
+                data = f.read()
+        except OSError:
+            pass
+        cmd, code = o.shell or ("", None)
+        w.guards["shell"] = {"run": o.run_id, "cmd": cmd, "code": code, "tail": guards.shell_tail(data)}
+    elif o.kind == "ok" and w.guards.get("shell"):
+        w.guards["shell"] = None  # shown once: the decider has seen it, and the
+        _write_hash(b.d, w.hash_with(None))  # world it decided on is now the one without
+    if o.kind == "ok":
+        w.guards["last"] = {"action": o.action, "at": w.now, "run": o.run_id}
+    _save_guards(b, w)
+
+
 def _claim_lines(d: str) -> list[tuple[str, str]]:
     return [(name, raw.decode("utf-8", "replace").strip() if obj is not None else "(unreadable claim file)")
             for name, obj, raw in claims.read_all(d)]
 
 
 def _dry_run(b: Beat, w: World) -> Outcome:
-    text = w.prompt(b.d)
+    text = w.prompt(b.d, int(b.knob("prompt_max_bytes")))
     if b.out.json:
         b.out.line("info", "tick.dry_run", "dry run: prompt built, no runner called", hash=w.hash, prompt=text)
     else:
@@ -216,11 +351,14 @@ def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outco
         return _fail(b, rid, f"{e} · replay: runs/{rid}")
     ctx = actions.Ctx(d, b.link, child_env(b), b.out, rdir,
                       b.knob("shell_timeout"))
+    shell = (dec.args.get("cmd", ""), None) if dec.action == "run_shell" else None
     try:
         summary = actions.execute(ctx, dec)
     except LooopError as e:
         journal.append(d, f"failed {dec.action}: {e}")
-        return _fail(b, rid, f"{dec.action}: {e} · replay: runs/{rid}")
+        o = _fail(b, rid, f"{dec.action}: {e} · replay: runs/{rid}")
+        o.action, o.shell = dec.action, shell and (shell[0], ctx.shell_code)
+        return o
     text = actions.journal_text(dec, summary)
     line = journal.append(d, text)
     _write_hash(d, h)
@@ -231,7 +369,8 @@ def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outco
                journal=line, secs=round(secs, 3), cost_usd=spent)
     events.emit(d, "decided", run=rid, action=dec.action, journal=text)
     return Outcome("ok", msg, acted=actions.ACTIONS[dec.action].acts,
-                   nudge=actions.clamp_interval(dec.next_interval_s), run_id=rid)
+                   nudge=actions.clamp_interval(dec.next_interval_s), run_id=rid, action=dec.action,
+                   shell=shell and (shell[0], ctx.shell_code))
 
 
 def _call_runner(b: Beat, cmd: str, name: str, rid: str, rdir: str, prompt_path: str) -> runner.Result:

@@ -76,11 +76,28 @@ def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False) -> Any:
     return run_beat(Beat(d, cfg, out, link=link, dry_run=dry_run))
 
 
-def _load_failures(d: str) -> int:
+CORRUPT_FAILURES = 4  # an unreadable .next-interval: back off as if 4 beats had failed
+
+
+def _load_failures(d: str, out: Any = None) -> int:
+    """The failure count a (re)started pulse carries on with. A file that
+    does not parse is the most conservative value (SPEC §16); the next
+    `_record` rewrites it."""
     from looop.store import jsonio
-    st = jsonio.load_file(os.path.join(d, NEXT_FILE), {}) or {}
-    f = st.get("failures") if isinstance(st, dict) else 0
-    return f if isinstance(f, int) and f >= 0 else 0
+    try:
+        with open(os.path.join(d, NEXT_FILE), "rb") as f:
+            st = jsonio.loads(f.read(1 << 16))
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError):
+        st = None
+    f = st.get("failures") if isinstance(st, dict) else None
+    if isinstance(f, int) and not isinstance(f, bool) and f >= 0:
+        return f
+    if out is not None:
+        out.line("warn", "cadence.corrupt", f"{NEXT_FILE} was unreadable: backing off as if "
+                 f"{CORRUPT_FAILURES} beats had failed (rewritten after this beat)")
+    return CORRUPT_FAILURES
 
 
 def _record(d: str, secs: float, mode: str, failures: int, outcome: Any) -> None:
@@ -118,7 +135,7 @@ def cmd_pulse(argv: list[str]) -> int:
         runner.become_subreaper()
         d = paths.data_dir()
         link = Link.from_env()
-        failures = _load_failures(d)
+        failures = _load_failures(d, out)
         out.line("info", "pulse.start", f"pulse up (pid {os.getpid()}) · {d}", pid=os.getpid(), data_dir=d)
         events.emit(d, "pulse_start", pid=os.getpid())
         while True:
@@ -158,27 +175,54 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
         if link.broken:
             out.line("error", "pulse.link_lost", "lost the link to the root — exiting so it restarts the pulse")
             raise SystemExit(3)
-    _sleep(link, secs, out, wake_on_exit=failures == 0)
-    return failures
+    return _sleep(d, link, secs, out, failures)
 
 
-def _sleep(link: Any, secs: float, out: Any, wake_on_exit: bool) -> None:
-    """Sleep `secs`, printing the root's worker events as they come; a
-    worker that ended is a changed world: beat at once (but never cut a
-    failure backoff short)."""
-    if link is None:
-        time.sleep(secs)
-        return
+def policy_signature(d: str) -> tuple:
+    """(name, mtime, size) of PLAYBOOK.md and goals/*.md: cheap to poll."""
+    sig = []
+    for p in [os.path.join(d, "PLAYBOOK.md")] + [os.path.join(d, "goals", n) for n in _goal_names(d)]:
+        try:
+            st = os.stat(p)
+            sig.append((p, st.st_mtime_ns, st.st_size))
+        except OSError:
+            continue
+    return tuple(sig)
+
+
+def _goal_names(d: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(os.path.join(d, "goals")) if n.endswith(".md"))
+    except OSError:
+        return []
+
+
+POLL = 1.0  # seconds between policy-file checks while backing off
+
+
+def _sleep(d: str, link: Any, secs: float, out: Any, failures: int) -> int:
+    """Sleep `secs`, printing the root's worker events as they come; returns
+    the failure count to carry on with. A worker that ended is a changed
+    world: beat at once (but never cut a failure backoff short for it).
+    While backing off, an edit of PLAYBOOK.md or a goal ends the wait and
+    cuts the backoff: someone fixed something, try again now."""
     deadline = time.monotonic() + secs
-    while not link.broken:
+    before = policy_signature(d) if failures else None
+    while link is None or not link.broken:
         woke = False
-        for ev in link.events:
-            woke |= _say(out, ev) and wake_on_exit
-        link.events.clear()
+        for ev in link.events if link is not None else ():
+            woke |= _say(out, ev) and not failures
+        if link is not None:
+            link.events.clear()
         left = deadline - time.monotonic()
         if woke or left <= 0:
-            return
-        link.sleep(left)
+            return failures
+        step = min(left, POLL) if before is not None else left
+        link.sleep(step) if link is not None else time.sleep(step)
+        if before is not None and policy_signature(d) != before:
+            out.line("info", "cadence.cut", "PLAYBOOK or goals edited — backoff cut, beating now")
+            return 0
+    return failures
 
 
 def _say(out: Any, ev: dict[str, Any]) -> bool:

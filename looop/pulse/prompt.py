@@ -85,7 +85,11 @@ def worker_line(row: dict[str, Any]) -> str:
 
 def build(playbook: str, goals: Iterable[tuple[str, str]], readings: Iterable[tuple[str, bytes]],
           workers: Iterable[dict[str, Any]], claims: Iterable[tuple[str, str]],
-          journal: Iterable[str], now: float | None = None) -> str:
+          journal: Iterable[str], now: float | None = None,
+          extra: Iterable[tuple[str, str]] = (), max_bytes: int = 0) -> str:
+    """The prompt. `extra`: (TITLE, body) sections after RECENT JOURNAL, in
+    order, each shown only when its body is non-empty; `max_bytes` > 0 is the
+    budget the largest sections are cut to (see `fit`)."""
     now_s = time.strftime("%Y-%m-%d %H:%M:%S %Z (%A)", time.localtime(now))
     parts = [CONTRACT.format(catalogue=catalogue(), lo=INTERVAL_MIN, hi=INTERVAL_MAX, now=now_s)]
     parts.append("=== PLAYBOOK ===\n" + (_body(playbook) or "(no PLAYBOOK.md)\n"))
@@ -99,4 +103,27 @@ def build(playbook: str, goals: Iterable[tuple[str, str]], readings: Iterable[tu
     parts.append("=== WORKER CLAIMS ===\n" + ("".join(cl) or "(no claims)\n"))
     jl = [neutralise(ln) + "\n" for ln in journal]
     parts.append("=== RECENT JOURNAL ===\n" + ("".join(jl) or "(empty)\n"))
-    return "\n".join(parts)
+    parts += [f"=== {title} ===\n" + _body(body) for title, body in extra if body.strip()]
+    return "\n".join(fit(parts, max_bytes) if max_bytes > 0 else parts)
+
+
+CUT = "\n[… {n} bytes cut by looop: the prompt is over LOOOP_PROMPT_MAX_BYTES ({cap}) …]\n"
+
+
+def fit(parts: list[str], cap: int) -> list[str]:
+    """Cut the largest sections (never the contract, parts[0]) until the
+    prompt fits `cap` bytes; each cut section ends with a visible marker."""
+    parts = list(parts)
+    size = lambda: sum(len(p.encode()) for p in parts) + len(parts) - 1  # noqa: E731
+    for _ in range(len(parts)):
+        over = size() - cap
+        if over <= 0:
+            break
+        i = max(range(1, len(parts)), key=lambda k: len(parts[k].encode()))
+        raw = parts[i].encode()
+        head = raw.index(b"\n") + 1  # the section header stays
+        marker = CUT.format(n="{n}", cap=cap)
+        keep = max(head, len(raw) - over - len(marker.encode()) - 16)
+        body = raw[:keep].decode("utf-8", "ignore")
+        parts[i] = body + marker.format(n=len(raw) - len(body.encode()))
+    return parts

@@ -10,6 +10,7 @@ object); one that outlives the deadline gets its group killed and exit 124.
 from __future__ import annotations
 
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ class Reading:
     data: bytes = b""
     oversize: int = 0             # bytes seen when over the cap, else 0
     problem: str | None = None    # why it counts as failed
+    cached: bool = False          # not run: its `looop:interval` reading is still fresh
 
     @property
     def ok(self) -> bool:
@@ -57,18 +59,57 @@ def snap_path(d: str, name: str, ext: str = "json") -> str:
     return os.path.join(d, "snapshots", f"sensor-{name}.{ext}")
 
 
+_INTERVAL = re.compile(rb"^#\s*looop:interval=(\S+)\s*$", re.M)
+
+
+def interval_of(d: str, name: str) -> float | None:
+    """`# looop:interval=DUR` in the first 2 KiB of the script, in seconds."""
+    from looop.pulse.goals import duration
+    try:
+        with open(os.path.join(d, "sensors", name + ".sh"), "rb") as f:
+            m = _INTERVAL.search(f.read(2048))
+    except OSError:
+        return None
+    return duration(m.group(1).decode("ascii", "replace")) if m else None
+
+
+def _fresh(d: str, names: list[str], now: float) -> dict[str, tuple[bytes, float]]:
+    """Readings of interval sensors whose snapshot is younger than their
+    interval: kept (bytes, mtime) instead of running the sensor again."""
+    keep = {}
+    for n in names:
+        every = interval_of(d, n)
+        try:
+            st = os.stat(snap_path(d, n))
+            if every and now - st.st_mtime < every and not os.path.exists(snap_path(d, n, "err")):
+                with open(snap_path(d, n), "rb") as f:
+                    keep[n] = (f.read(), st.st_mtime)
+        except OSError:
+            continue
+    return keep
+
+
 def sense(d: str, env: Mapping[str, str], timeout: float, cap: int) -> list[Reading]:
     """Wipe snapshots/, run all sensors concurrently, write their readings.
+    A sensor with `# looop:interval=DUR` whose last reading is younger than
+    that is not run: its reading is kept.
 
     Blocks about max(sensor time) and never more than `timeout` + ~2 s."""
     snaps = os.path.join(d, "snapshots")
+    names = list_sensors(d)
+    keep = _fresh(d, names, time.time())
     shutil.rmtree(snaps, ignore_errors=True)
     os.makedirs(snaps, exist_ok=True)
-    runs = [_start(d, n, env) for n in list_sensors(d)]
+    for n, (data, mtime) in keep.items():
+        write_atomic(snap_path(d, n), data, fsync=False)
+        os.utime(snap_path(d, n), (mtime, mtime))  # fresh until its interval is over
+    runs = [_start(d, n, env) for n in names if n not in keep]
     _pump(runs, time.monotonic() + timeout, cap)
     for r in runs:
         _finish(d, r, cap)
-    return [r.reading for r in runs]
+    got = {r.reading.name: r.reading for r in runs}
+    got.update({n: Reading(n, 0, data, cached=True) for n, (data, _m) in keep.items()})
+    return [got[n] for n in names]
 
 
 def _start(d: str, name: str, env: Mapping[str, str]) -> _Run:

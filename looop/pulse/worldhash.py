@@ -93,7 +93,7 @@ def dues(goals: Iterable[Any], workers: Iterable[Mapping[str, Any]], retries: Ma
 
 def world_hash(playbook: bytes, goals: Iterable[tuple[str, bytes]],
                readings: Iterable[tuple[str, bytes]], workers: Iterable[dict[str, Any]],
-               buckets: Iterable[list[Any]] = ()) -> str:
+               buckets: Iterable[list[Any]] = (), extra: Iterable[tuple[str, Any]] = ()) -> str:
     """sha256 hex over the inputs; each part length-prefixed so no two
     different worlds can collide by concatenation."""
     h = hashlib.sha256()
@@ -111,4 +111,6 @@ def world_hash(playbook: bytes, goals: Iterable[tuple[str, bytes]],
                   key=lambda s: str(s[0]))
     part("workers", jsonio.dumpb(sigs, sort_keys=True))
     part("time", jsonio.dumpb(sorted(buckets, key=lambda b: str(b[0]))))
+    for tag, value in extra:  # e.g. ("schedules", [[name, due, period], …])
+        part(tag, jsonio.dumpb(value, sort_keys=True))
     return h.hexdigest()

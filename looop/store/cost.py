@@ -83,8 +83,10 @@ def total(d: str, day: str | None = None, sid: str | None = None) -> float:
 
 
 def summary(d: str, day: str | None = None) -> dict[str, Any]:
-    """{"total_usd", "rows", "by_kind": {k: usd}, "by_runner": {r: usd}}."""
-    out: dict[str, Any] = {"total_usd": 0.0, "rows": 0, "by_kind": {}, "by_runner": {}}
+    """{"total_usd", "rows", "by_kind": {k: usd}, "by_runner": {r: usd},
+    "by_session": {id: usd}} — every worker session by its id, the pulse's
+    own decide calls (kind `tick`, one id per run) together as `(ticks)`."""
+    out: dict[str, Any] = {"total_usd": 0.0, "rows": 0, "by_kind": {}, "by_runner": {}, "by_session": {}}
     for r in rows(d):
         if day is not None and local_day(r.get("ts", "")) != day:
             continue
@@ -94,6 +96,8 @@ def summary(d: str, day: str | None = None) -> dict[str, Any]:
         for key, field in (("by_kind", "kind"), ("by_runner", "runner")):
             name = str(r.get(field) or "?")
             out[key][name] = out[key].get(name, 0.0) + usd
+        sid = "(ticks)" if r.get("kind") == "tick" else str(r.get("id") or "?")
+        out["by_session"][sid] = out["by_session"].get(sid, 0.0) + usd
     return out
 
 

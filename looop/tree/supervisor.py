@@ -299,6 +299,11 @@ class Root(ControlServer, Respawns):
         if self.stopping:
             raise LooopError("looop is shutting down")
         cfg = config.load_cached(self.d)
+        cap = int(settings.get("LOOOP_MAX_WORKERS", cfg))
+        live = sum(1 for k in self.kids.values() if k.spec.role == "worker")
+        if cap > 0 and live >= cap:
+            raise LooopError(f"worker cap reached: {live} live workers (LOOOP_MAX_WORKERS={cap}) — "
+                             f"kill one, or raise the cap")
         name, r = config.runner(cfg, runner)
         tracker.knobs(cfg, name)  # a bad activity regex refuses the start, before any file
         template = command or r.get("interactive", "")
