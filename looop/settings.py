@@ -68,6 +68,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOOOP_LOG_FORMAT", None, str, "human", "`json` = NDJSON output, like --json"),
     Setting("LOOOP_COLOR", None, str, "auto", "1 forces colors on, 0 off"),
     Setting("NO_COLOR", None, str, None, "any value turns colors off (unless LOOOP_COLOR=1)", "unset"),
+    Setting("LOOOP_SCREEN_ENGINE", None, str, None, "force the screen engine: pyte or ghostty",
+            "ghostty if it loads, else pyte"),
     Setting("LOOOP_TMUX_SURFACE", None, str, "1", "0 = never open tmux windows for flagged workers"),
     Setting("LOOOP_WORKER_STUCK", None, float, 900.0,
             "seconds without output or screen change before a working worker is `stuck`"),

@@ -136,9 +136,9 @@ def test_shot_plain_ansi_json_trim(t):
     tj = json.loads(ok("shot", "paint", "--json", "--trim"))
     assert tj["lines"] == ["RED plain", "   blue bg", "second"] and len(tj["cells"]) == 3
     ok("kill", "paint")
-    # a finished session is replayed into 80x24
+    # a finished session is replayed at the size it ran at (SPEC §15), not 80x24
     fin = json.loads(ok("shot", "paint", "--json"))
-    assert (fin["cols"], fin["rows"]) == (80, 24) and fin["lines"][0].startswith("RED plain")
+    assert (fin["cols"], fin["rows"]) == (120, 40) and fin["lines"][0].startswith("RED plain")
 
 
 def test_resize_reaches_the_program(t):

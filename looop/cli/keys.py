@@ -17,6 +17,8 @@ NAMED: dict[str, str] = {
 
 def key_bytes(name: str) -> str:
     """`Enter`, `C-c`, `M-x`, `F5`, … → the characters to type. UsageError if unknown."""
+    if len(name) == 1:  # a character types itself: `looop key vim i`
+        return name
     low = name.lower()
     if low in NAMED:
         return NAMED[low]
@@ -24,4 +26,4 @@ def key_bytes(name: str) -> str:
         return chr(ord(low[2].upper()) & 0x1F)
     if len(name) >= 3 and low[:2] == "m-":
         return "\x1b" + (key_bytes(name[2:]) if len(name) > 3 else name[2])
-    raise UsageError(f"unknown key {name!r} (try Enter, Tab, Esc, Up, C-c, M-x, F1…F12)")
+    raise UsageError(f"unknown key {name!r} (try Enter, Tab, Esc, Up, C-c, M-x, F1…F12, or one character)")

@@ -172,22 +172,32 @@ def _trimmed(snap: dict[str, Any]) -> dict[str, Any]:
 
 
 def screen_of(d: str, sid: str) -> dict[str, Any]:
-    """The live screen from the child, or a replay of the log (80x24)."""
+    """The live screen from the child, or a replay of the log's tail at the
+    size the session last had (status.json cols/rows)."""
     if alive(d, sid):
         from looop.tree import control
         try:
             return control.call(d, "shot", id=sid)["screen"]
         except LooopError:
             pass  # it ended meanwhile: replay
-    from looop.ui.screen import replay, snapshot
+    from looop import screen
+    if not os.path.exists(sessions.log_path(d, sid)):
+        raise LooopError(f"session {sid} has no recorded output ({sessions.log_path(d, sid)} is gone)")
+    st = sessions.read_status(d, sid)
+    cols, rows = _int(st.get("cols"), 80), _int(st.get("rows"), 24)
+    data = sessions.tail_bytes(d, sid, screen.replay_tail())
     # the pulse's PTY has ONLCR off: its bare LFs also return the carriage
-    return snapshot(replay(sessions.tail_bytes(d, sid, 1 << 20), lnm=sid == "pulse"))
+    return screen.replay(data, cols, rows, lnm=sid == "pulse").snapshot()
+
+
+def _int(v: Any, default: int) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else default
 
 
 def cmd_shot(argv: list[str]) -> int:
     from looop.ui.screen import render
-    p = parser("shot", "The current screen through a VT100 emulator; a finished session is "
-                       "replayed into 80x24.")
+    p = parser("shot", "The current screen through a terminal emulator; a finished session is "
+                       "replayed at the size it last had.")
     session_arg(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--ansi", action="store_true", help="keep colors and attributes")

@@ -11,7 +11,9 @@ def cmd_run(argv: list[str]) -> int:
     a = p.parse_args(argv)
     # Everything a child needs is imported once, here, before any fork: children
     # share these pages copy-on-write (SPEC §13: fork from a warmed root).
-    import orjson, psutil, ptyprocess, pyte, setproctitle  # noqa: F401,E401
+    import orjson, psutil, ptyprocess, setproctitle  # noqa: F401,E401
+    from looop import screen
+    screen.preload()
     from looop.store import config, paths
     from looop.tree.supervisor import Root
     from looop.ui.out import Printer, json_mode

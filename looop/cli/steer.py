@@ -31,8 +31,9 @@ def cmd_send(argv: list[str]) -> int:
     p.add_argument("-n", action="store_true", help="do not press Enter")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    data = " ".join(a.text) + ("" if a.n else "\r")
-    return _emit(a, _call("input", a.id, data=data))
+    # multi-line text goes in as one bracketed paste if the program asked (mode 2004)
+    return _emit(a, _call("input", a.id, data=" ".join(a.text), how="paste",
+                          suffix="" if a.n else "\r"))
 
 
 def cmd_key(argv: list[str]) -> int:
@@ -44,7 +45,7 @@ def cmd_key(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     data = "".join(key_bytes(k) for k in a.keys)
-    return _emit(a, _call("input", a.id, data=data))
+    return _emit(a, _call("input", a.id, data=data, how="keys"))  # cursor keys follow DECCKM
 
 
 def cmd_event(argv: list[str]) -> int:
@@ -72,6 +73,10 @@ def cmd_resize(argv: list[str]) -> int:
         cols, rows = (int(v) for v in a.size.lower().split("x"))
     except ValueError:
         raise UsageError(f"bad size {a.size!r} (use COLSxROWS, e.g. 120x40)") from None
+    from looop.screen import size_error
+    err = size_error(cols, rows)
+    if err:
+        raise UsageError(err)  # before anything is sent: nothing is resized
     _call("resize", a.id, cols=cols, rows=rows)
     return 0
 

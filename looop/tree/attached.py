@@ -13,6 +13,7 @@ import selectors
 import socket
 from typing import Any
 
+from looop.screen import size_error
 from looop.store import sessions
 from looop.tree import control
 
@@ -85,7 +86,7 @@ class Terminals:
                     self._write_input(payload)
                 elif kind == control.RESIZE:
                     cols, rows = (int(v) for v in payload.split(b"x"))
-                    if self.cmd_alive and 0 < cols <= 1000 and 0 < rows <= 1000:
+                    if self.cmd_alive and size_error(cols, rows) is None:
                         self._resize(cols, rows)
                 elif kind == control.DETACH:
                     self._drop_client(c)

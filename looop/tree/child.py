@@ -24,6 +24,9 @@ import socket
 import time
 from typing import Any, Callable
 
+from looop import screen as screens
+from looop.screen.keys import input_bytes
+from looop.screen.live import LiveScreen
 from looop.store import sessions
 from looop.store.sessions import State
 from looop.tree import activity, backends, control, ptycmd, title
@@ -33,7 +36,6 @@ from looop.tree.tracker import Tracker, pending_ask
 
 CHUNK = 1 << 16           # PTY read size; one wake reads up to BURST bytes
 BURST = 1 << 20
-SCREEN_TAIL = 1 << 20     # unfed bytes kept for the lazily-fed screen
 DRAIN = 0.5               # after the command exits, wait this long for EIO
 FINAL = 2.0               # after SIGKILL, wait this long for the reap
 ORPHAN_GRACE = 1.0        # root gone: HUP/TERM, then SIGKILL after this (SPEC: all gone in 2 s)
@@ -70,9 +72,7 @@ class Child(Terminals):
         self.escalated = False
         self.drain_until: float | None = None
         self.waiters: list[int] = []                # req ids answered when the stop completes
-        self.pending = bytearray()
-        self.screen: Any = None
-        self.stream: Any = None
+        self.live: LiveScreen | None = None       # the screen, from the first output on
         self.clients: dict[int, Client] = {}
         self.done = False
         self.sel = selectors.DefaultSelector()
@@ -236,9 +236,8 @@ class Child(Terminals):
                 _write_all(1, data)
             except OSError:
                 pass  # the terminal went away; the log still has it
-        self.pending += data
-        if len(self.pending) > 2 * SCREEN_TAIL:  # trim in big steps: no memmove per chunk
-            del self.pending[:len(self.pending) - SCREEN_TAIL]
+        self._live().output(data)
+        self._answer()
         if self.clients:
             f = control.frame(control.OUT, data)
             for c in list(self.clients.values()):
@@ -319,6 +318,9 @@ class Child(Terminals):
             self.deadline = time.monotonic() + (self.spec.grace if grace is None else grace)
 
     def _on_timers(self) -> None:
+        if self.live is not None and self.live.due is not None:
+            self.live.tick()
+            self._answer()
         now = time.monotonic()
         if self.tracker is not None and self.cmd_alive:
             due = self.tracker.due()
@@ -339,7 +341,8 @@ class Child(Terminals):
 
     def _timeout(self) -> float | None:
         look = self.tracker.due() if self.tracker is not None and self.cmd_alive else None
-        times = [t for t in (self.deadline, self.drain_until, look) if t is not None]
+        times = [t for t in (self.deadline, self.drain_until, look, self.live and self.live.due)
+                 if t is not None]
         return max(0.0, min(times) - time.monotonic()) if times else None
 
     # -- activity ---------------------------------------------------------------
@@ -360,8 +363,9 @@ class Child(Terminals):
 
     def _screen_lines(self) -> tuple[list[str], tuple[int, int]]:
         """The settled screen for the classifier: its rows and the cursor."""
-        screen = self._screen_now()
-        return list(screen.display), (screen.cursor.x, screen.cursor.y)
+        snap = self._live().snapshot()
+        self._answer()
+        return snap["lines"], (snap["cursor"]["x"], snap["cursor"]["y"])
 
     def _cmd_event(self, req: int, state: str, note: str | None) -> None:
         """`looop _event <id> <state> [note]`: an agent-native event (a hook)."""
@@ -459,17 +463,24 @@ class Child(Terminals):
             if r:
                 self._on_pty(None, 0)
 
-    def _cmd_input(self, req: int, data: bytes) -> None:
-        self._write_input(data)
+    def _cmd_input(self, req: int, data: bytes, how: str = "raw", suffix: bytes = b"") -> None:
+        """Type `data` (+ `suffix`, e.g. Enter). how="keys": cursor keys in
+        the program's DECCKM form; how="paste": multi-line text bracketed
+        when the program enabled mode 2004 — decided here, where the modes
+        are current, not by the CLI."""
+        if how != "raw":
+            data = input_bytes(data, how, self._live().current().modes())
+        self._write_input(data + suffix)
         self.reply(req, {"ok": True})
 
     def _resize(self, cols: int, rows: int) -> None:
         if self.cmd is None or not self.cmd_alive:
             raise ValueError(f"session {self.spec.sid} has exited")
-        if not (0 < cols <= 1000 and 0 < rows <= 1000):
-            raise ValueError("size out of range (1..1000)")
-        self._screen_now().resize(rows, cols)
-        self.cmd.resize(cols, rows)  # the kernel sends SIGWINCH to the foreground group
+        err = screens.size_error(cols, rows)
+        if err:
+            raise ValueError(err)
+        self.cmd.resize(cols, rows)  # first: the program must get its SIGWINCH whatever the screen does
+        self._live().resize(cols, rows)  # never raises (looop.screen)
         self._publish()
 
     def _cmd_resize(self, req: int, cols: int, rows: int) -> None:
@@ -506,19 +517,26 @@ class Child(Terminals):
             self._look(time.monotonic())
         self.reply(req, {"ok": True})
 
-    def _screen_now(self) -> Any:
-        if self.screen is None:
-            from looop.ui.screen import new_screen
+    def _live(self) -> LiveScreen:
+        if self.live is None:
             cols, rows = (self.cmd.cols, self.cmd.rows) if self.cmd else (self.spec.cols, self.spec.rows)
-            self.screen, self.stream = new_screen(cols, rows, lnm=not self.spec.onlcr)
-        if self.pending:
-            self.stream.feed(bytes(self.pending))  # fed lazily: never on the output path
-            self.pending.clear()
-        return self.screen
+            self.live = LiveScreen(cols, rows, lnm=not self.spec.onlcr)
+        return self.live
+
+    def _answer(self) -> None:
+        """Write the screen's answers to terminal queries back to the program,
+        unless a real terminal is attached: it answers them itself."""
+        data = self.live.replies() if self.live is not None else b""
+        if data and not self.clients and self.cmd_alive and self.cmd is not None:
+            try:
+                self.cmd.write(data)  # non-blocking; a full PTY loses the answer, not us
+            except OSError:
+                pass
 
     def _cmd_shot(self, req: int) -> None:
-        from looop.ui.screen import snapshot
-        self.reply(req, {"ok": True, "screen": snapshot(self._screen_now())})
+        snap = self._live().snapshot()
+        self._answer()
+        self.reply(req, {"ok": True, "screen": snap})
 
 
 def _write_all(fd: int, data: bytes) -> int:

@@ -162,12 +162,18 @@ READ_ONLY_OPS)
         data = req["data"]
         if not isinstance(data, str):
             raise LooopError("'data' must be a string")
-        self._forward(conn, req, "input", data.encode("utf-8", "surrogateescape"))
+        how, suffix = req.get("how") or "raw", req.get("suffix") or ""
+        if how not in ("raw", "keys", "paste") or not isinstance(suffix, str):
+            raise LooopError("'how' must be raw, keys or paste")
+        self._forward(conn, req, "input", data.encode("utf-8", "surrogateescape"), how,
+                      suffix.encode("utf-8", "surrogateescape"))
 
     def op_resize(self, conn: Conn, req: dict[str, Any]) -> None:
         cols, rows = int(req["cols"]), int(req["rows"])
-        if not (0 < cols <= 1000 and 0 < rows <= 1000):
-            raise LooopError("size out of range (1..1000)")
+        from looop.screen import size_error
+        err = size_error(cols, rows)
+        if err:
+            raise LooopError(err)
         self._forward(conn, req, "resize", cols, rows)
 
     def op_flag(self, conn: Conn, req: dict[str, Any]) -> None:

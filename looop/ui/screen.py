@@ -1,6 +1,7 @@
-"""Screens through pyte: build, snapshot to plain data, render plain/ANSI.
+"""Rendering of screen snapshots (plain, ANSI, the `expect --screen` text).
 
-A snapshot is the `shot --json` shape: {"cols", "rows", "cursor": {"x","y"},
+Snapshots come from looop.screen (the one emulator interface); this module
+only turns that plain data into text: {"cols", "rows", "cursor": {"x","y"},
 "lines": [str], "cells": [[run, ...] per row]} where a run is
 {"text", "fg", "bg", "bold", "italics", "underscore", "reverse"}.
 """
@@ -11,46 +12,7 @@ from typing import Any
 _ATTRS = ("bold", "italics", "underscore", "reverse")
 _SGR_FG = {"black": 30, "red": 31, "green": 32, "brown": 33, "yellow": 33, "blue": 34,
            "magenta": 35, "cyan": 36, "white": 37}
-
-
-def new_screen(cols: int, rows: int, lnm: bool = False) -> tuple[Any, Any]:
-    """A pyte screen and its byte stream. `lnm`: a bare LF also returns the
-    carriage (the pulse's PTY has ONLCR off, so its lines end in LF only)."""
-    import pyte
-    screen = pyte.Screen(cols, rows)
-    if lnm:
-        screen.set_mode(pyte.modes.LNM)
-    return screen, pyte.ByteStream(screen)
-
-
-def replay(data: bytes, cols: int = 80, rows: int = 24, lnm: bool = False) -> Any:
-    screen, stream = new_screen(cols, rows, lnm)
-    stream.feed(data)
-    return screen
-
-
-def snapshot(screen: Any) -> dict[str, Any]:
-    lines: list[str] = []
-    cells: list[list[dict[str, Any]]] = []
-    for y in range(screen.lines):
-        row = screen.buffer[y]
-        runs: list[dict[str, Any]] = []
-        text = []
-        for x in range(screen.columns):
-            ch = row[x]
-            text.append(ch.data)
-            key = (ch.fg, ch.bg) + tuple(getattr(ch, a) for a in _ATTRS)
-            if runs and runs[-1]["_k"] == key:
-                runs[-1]["text"] += ch.data
-            else:
-                runs.append({"_k": key, "text": ch.data, "fg": ch.fg, "bg": ch.bg,
-                             **{a: getattr(ch, a) for a in _ATTRS}})
-        for r in runs:
-            del r["_k"]
-        lines.append("".join(text))
-        cells.append(runs)
-    return {"cols": screen.columns, "rows": screen.lines,
-            "cursor": {"x": screen.cursor.x, "y": screen.cursor.y}, "lines": lines, "cells": cells}
+_SGR_FG.update({"bright" + k: v + 60 for k, v in list(_SGR_FG.items())})  # 90–97 / 100–107
 
 
 def _color(value: str, base: int) -> str | None:
