@@ -138,3 +138,30 @@ def test_bad_restart_input_is_one_clear_line(t):
     r = run("doctor")
     assert r.returncode == 1 and "runner noresume: 'resume' must contain {{prompt_file}}" in r.stdout
     os.unlink(os.path.join(t.d, "looop.json"))
+
+
+def test_rules_goal_with_restart_leaves_restarts_to_the_supervisor(data_dir, tmp_path):
+    from conftest import Tree
+    from fakes import read
+    d, log = data_dir, str(tmp_path / "starts")
+    os.makedirs(os.path.join(d, "goals"))
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump({"default": "rules"}, f)
+    open(os.path.join(d, ".seeded"), "w").close()
+    goal = os.path.join(d, "goals", "flaky.md")
+    with open(goal, "w") as f:
+        f.write(f"---\nrun: date +%s >> {log}; exit 4\nrestart: transient\nmax_restarts: 2/10m\n---\n")
+    t = Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.5"})
+    try:
+        wait_until(lambda: (r := row("flaky")) and r["state"] == "failed", 30, "flaky failed")
+        assert len(starts(log)) == 3  # the rules runner's start + the supervisor's 2 restarts
+        assert len(events(d, "supervisor_restart", "flaky")) == 2
+        wait_until(lambda: "flaky failed (restarted too often)" in read(d, "journal.md"), 10,
+                   "the rules runner to say it leaves it failed")
+        assert "restart after" not in read(d, "journal.md") and len(starts(log)) == 3
+        with open(goal, "a") as f:
+            f.write("edited\n")
+        wait_until(lambda: len(starts(log)) >= 4, 15, "a start after the goal changed")
+        assert "start (goal changed since it failed)" in read(d, "journal.md")
+    finally:
+        t.stop()

@@ -9,6 +9,9 @@ frontmatter:
     every: <duration>        rerun a finished one that long after it finished
     done_when: <command>     archive the goal once the command exits 0
     paused: true             leave the goal alone (start nothing)
+    restart: transient       let looop's supervisor restart the worker instead
+      (or permanent)         (SPEC §16: backoff 1 s doubling, `failed` past
+    max_restarts: 3/10m      the intensity, which stays until the goal changes)
 
 Goals are visited in file-name order; the first that wants something now
 gets it, otherwise `noop`. A goal waiting out a backoff wants nothing yet,
@@ -55,8 +58,37 @@ def digest(g: "Goal") -> str:
 
 def _start(g: "Goal", why: str) -> dict[str, Any]:
     run = g.meta["run"]
-    return {"action": "start_worker", "id": g.id, "prompt": run + "\n", "command": SCRIPT_CMD,
-            "journal": f"{why}: {g.id} ({run})"}
+    dec = {"action": "start_worker", "id": g.id, "prompt": run + "\n", "command": SCRIPT_CMD,
+           "journal": f"{why}: {g.id} ({run})"}
+    for key in ("restart", "max_restarts"):  # the root validates them
+        if g.meta.get(key):
+            dec[key] = g.meta[key]
+    return dec
+
+
+SUPERVISED = ("transient", "permanent")
+
+
+def _supervised(g: "Goal", row: dict[str, Any], st: dict[str, Any],
+                notes: list[str]) -> tuple[bool, dict[str, Any] | None]:
+    """A goal whose worker looop's supervisor restarts (`restart:`): (handled,
+    decision). Its ends are the supervisor's business; `failed` stays
+    failed until the goal file changes."""
+    kind = g.meta.get("restart", "").strip().lower()
+    state, code = row.get("state"), row.get("exit_code")
+    if kind not in SUPERVISED:
+        return False, None
+    if state == "failed":
+        if st.get("failed") in (None, digest(g)):
+            st["failed"] = digest(g)
+            notes.append(f"{g.id} failed (restarted too often): not started until goals/{g.id}.md changes")
+            return True, None
+        st.pop("failed")
+        return True, _start(g, "start (goal changed since it failed)")
+    st.pop("failed", None)
+    if state in ("backoff", "dead") or state == "exited" and (code != 0 or kind == "permanent"):
+        return True, None  # the supervisor restarts it (or gives up: failed)
+    return False, None
 
 
 def _for_goal(g: "Goal", row: dict[str, Any] | None, st: dict[str, Any], now: float,
@@ -82,6 +114,9 @@ def _for_goal(g: "Goal", row: dict[str, Any] | None, st: dict[str, Any], now: fl
     if row.get("alive"):
         st.pop("done", None)
         return None
+    handled, dec = _supervised(g, row, st, notes)
+    if handled:
+        return dec
     if state == "killed" and row.get("stop_reason") == "kill":
         st["killed"], st["failures"] = digest(g), 0
         st.pop("retry_at", None)
