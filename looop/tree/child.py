@@ -86,6 +86,7 @@ class Child(Terminals):
         # what the agent is doing (SPEC §15): workers only, off the output path
         pats = activity.compile_patterns(spec.sid, {k: list(v) for k, v in spec.states})
         self.tracker = Tracker(pats, spec.settle, spec.stuck) if spec.role == "worker" else None
+        self.remote: dict[str, Any] | None = None   # the backend's identity, as last published
 
     # -- setup and teardown -------------------------------------------------
 
@@ -147,7 +148,7 @@ class Child(Terminals):
 
     def _spawn(self) -> None:
         s = self.spec
-        self.cmd = backends.open_backend(s)
+        self.cmd = backends.open_backend(s, self.cmd)
         try:
             pid = self.cmd.spawn()
         except OSError as e:
@@ -297,6 +298,9 @@ class Child(Terminals):
         self.cmd.close()
         self.pty_open = False
         self.deadline, self.escalated, self.drain_until = None, False, None
+        if self.stop_mode is None and self.cmd.retry():  # ssh's 255 before the first byte
+            self._spawn()
+            return
         if self.stop_mode == "restart":
             self.stop_mode = None
             self._spawn()
@@ -326,6 +330,8 @@ class Child(Terminals):
             due = self.tracker.due()
             if due is not None and now >= due:
                 self._look(now)
+        if self.cmd is not None and self.cmd.identity() != self.remote:
+            self._publish()  # the engine named it (a Slurm job id)
         if self.drain_until is not None and now >= self.drain_until:
             self._maybe_command_done()
         if self.deadline is not None and now >= self.deadline:
@@ -387,6 +393,7 @@ class Child(Terminals):
                         tr.verdict.state if tr else None, tr.since if tr else None)
         if tr is not None:
             extra.setdefault("activity", tr.status(time.monotonic()))
+        self.remote = self.cmd.identity() if self.cmd else None
         st = {"id": s.sid, "role": s.role, "state": self.state.value,
               "pid": self.cmd.pid if self.cmd and self.cmd.pid else None,
               "pid_created": self.pid_created, "child_pid": os.getpid(), "exit_code": self.exit_code,
@@ -394,7 +401,8 @@ class Child(Terminals):
               "cols": self.cmd.cols if self.cmd else s.cols,
               "rows": self.cmd.rows if self.cmd else s.rows,
               "log_base": self.log_base, "log_ino": self.log_ino, "log1_ino": self.log1_ino,
-              "log_error": self.log_error, "stop_reason": self.stop_reason, **extra}
+              "log_error": self.log_error, "stop_reason": self.stop_reason, "remote": self.remote,
+              **extra}
         try:
             sessions.write_status(self.d, s.sid, st)
         except OSError:

@@ -4,27 +4,31 @@
 hash); one module per engine implements it. This module is the table that
 ties them together — a new engine is a row in `KINDS`:
 
-    prepare(where, cmd, ...)  the worker's argv, built once by the root
-    open(spec)                the child's backend object for one spawn
-    leftovers(d, wheres)      the next root's sweep of what a dead root left
+    place(cfg, on, sid, d, load)   where a new worker runs (the root, at start)
+    prepare(where, sid, cmd, ...)  its argv, built once by the root
+    open_backend(spec, previous)   the child's backend object for one spawn
+    leftovers(d, wheres)           the next root's sweep of what a dead root left
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable, NamedTuple
 
+from looop.errors import BadInput
+from looop.tree.backends import slurm, ssh
 from looop.tree.backends.base import LOCAL, Backend, Placement, Stop, data_dir_hash, engine_name
 from looop.tree.backends.local import LocalPty
 
 __all__ = ["Backend", "Placement", "Stop", "LOCAL", "data_dir_hash", "engine_name", "KINDS",
-           "prepare", "open_backend", "leftovers"]
+           "place", "prepare", "open_backend", "leftovers"]
 
 
 class Kind(NamedTuple):
     cls: Callable[..., Backend]
     # (where, sid, cmd, prompt_file, h) → argv; the remote kinds wrap `cmd`
     argv: Callable[[Placement, str, str, str, str], tuple[str, ...]]
-    # (hosts or [""], h) → what was swept (ids); called by the next root
-    leftovers: Callable[[list[str], str], list[str]] | None
+    # (placements, h) → what was swept; called by the next root
+    leftovers: Callable[[list[Placement], str], list[str]] | None
 
 
 def _local_argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) -> tuple[str, ...]:
@@ -33,7 +37,55 @@ def _local_argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) 
 
 KINDS: dict[str, Kind] = {
     "local": Kind(LocalPty, _local_argv, None),
+    "ssh": Kind(ssh.SshPty, ssh.argv, ssh.leftovers),
+    "slurm": Kind(slurm.SrunPty, slurm.argv, slurm.leftovers),
 }
+
+
+def place(cfg: Any, on: str | None, sid: str, d: str, load: Counter) -> Placement:
+    """Where a new worker runs: `on` ("local", "ssh:HOST", "slurm") over the
+    runner's "backend" object. ssh hosts are taken round-robin by load (the
+    root's live workers per host, `load`), capped by "max_workers_per_host".
+    Raises BadInput with a one-line reason."""
+    cfg = dict(cfg or {})
+    if not isinstance(cfg, dict):
+        raise BadInput("a runner's 'backend' must be an object")
+    kind = str(cfg.get("kind") or "local")
+    hosts = cfg.get("hosts") or []
+    if on:
+        kind, _, host = on.partition(":")
+        if kind == "ssh":
+            if not host:
+                raise BadInput("--on ssh:HOST needs a host")
+            hosts = [host]
+        elif host:
+            raise BadInput(f"--on {on}: only ssh takes a host")
+    if kind not in KINDS:
+        raise BadInput(f"unknown backend {kind!r} (known: {', '.join(KINDS)})")
+    h = data_dir_hash(d)
+    name = engine_name(sid, h)
+    if kind == "local":
+        return LOCAL
+    if kind == "ssh":
+        if not isinstance(hosts, list) or not hosts or not all(isinstance(x, str) and x for x in hosts):
+            raise BadInput("an ssh backend needs \"hosts\": a non-empty list of host names")
+        cap = int(cfg.get("max_workers_per_host") or 0)
+        free = [x for x in hosts if not cap or load[x] < cap]
+        if not free:
+            raise BadInput(f"every ssh host runs {cap} workers (max_workers_per_host)")
+        host = min(free, key=lambda x: (load[x], hosts.index(x)))  # round-robin by load
+        return Placement(kind="ssh", host=host, name=name, opts=_strs(cfg.get("options"), "options"),
+                         pidns=bool(cfg.get("pidns", True)),
+                         max_per_host=max(1, int(cfg.get("max_per_host") or 8)))
+    return Placement(kind=kind, name=name, opts=slurm.srun_args(cfg))
+
+
+def _strs(v: Any, what: str) -> tuple[str, ...]:
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise BadInput(f"backend {what!r} must be a list of strings")
+    return tuple(v)
 
 
 def prepare(where: Placement, sid: str, cmd: str, prompt_file: str, d: str) -> tuple[str, ...]:
@@ -42,11 +94,13 @@ def prepare(where: Placement, sid: str, cmd: str, prompt_file: str, d: str) -> t
     return KINDS[where.kind].argv(where, sid, cmd, prompt_file, data_dir_hash(d))
 
 
-def open_backend(spec: Any) -> Backend:
-    """A fresh backend for one spawn of `spec` (a ChildSpec) in the child."""
+def open_backend(spec: Any, previous: Backend | None = None) -> Backend:
+    """A fresh backend for one spawn of `spec` (a ChildSpec) in the child;
+    `previous` is the one that just ended, when it asked to be retried."""
     where = getattr(spec, "where", LOCAL)
+    again = previous.again() if previous is not None and previous.retry() else {}  # type: ignore[attr-defined]
     return KINDS[where.kind].cls(spec.argv, spec.cwd, dict(spec.env), spec.cols, spec.rows,
-                                 spec.onlcr, spec.pass_fds, where=where)
+                                 spec.onlcr, spec.pass_fds, where=where, **again)
 
 
 def leftovers(d: str, wheres: list[Placement]) -> list[str]:
@@ -54,12 +108,12 @@ def leftovers(d: str, wheres: list[Placement]) -> list[str]:
     left there (found by the data-dir hash). Bounded per engine; returns
     what was removed, as `kind:host:id` strings."""
     h = data_dir_hash(d)
-    by_kind: dict[str, set[str]] = {}
+    by_kind: dict[str, list[Placement]] = {}
     for w in wheres:
-        by_kind.setdefault(w.kind, set()).add(w.host)
+        by_kind.setdefault(w.kind, []).append(w)
     gone: list[str] = []
-    for kind, hosts in sorted(by_kind.items()):
+    for kind, ws in sorted(by_kind.items()):
         k = KINDS.get(kind)
         if k is not None and k.leftovers is not None:
-            gone += k.leftovers(sorted(hosts), h)
+            gone += k.leftovers(ws, h)
     return gone

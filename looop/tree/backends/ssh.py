@@ -1,0 +1,231 @@
+"""ssh: the worker runs on another host, carried by `ssh -tt` in the child's
+local PTY (so read, write and resize are the local PTY's; ssh forwards the
+window size and every byte, `-e none`: no escape character).
+
+On the host a small POSIX sh wrapper (`remote_script`) runs the command:
+  - in its own PID namespace where the host allows it (`unshare --user
+    --map-current-user --pid --fork --kill-child --mount-proc`): when the
+    connection drops, sshd hangs up the session, unshare dies and the kernel
+    kills the whole namespace, setsid'd grandchildren included;
+  - else (and in the namespace too) under `LOOOP_SWEEP=<h>:<sid>` in its
+    environment: the wrapper kills every process carrying it when the
+    command ends or the session hangs up, and the next root's `leftovers`
+    kills every `<h>:*` one;
+  - with a registry file `~/.local/state/looop-remote/<h>/<sid>.json`
+    (sid, hash, name, wrapper pid = its process group) and the shipped prompt.
+
+Stops: GRACEFUL is `kill -TERM -- -<pgid>` on the host over a second
+connection (a TERM to the local ssh would only drop the link: the agent's
+TERM trap would never run, and the exit code would be lost); KILL is the
+local group (ssh dies, the host hangs up the session, see above).
+
+Handshakes: at most `max_per_host` at once per host and user on this machine
+(flock'd slot files), held until the wrapper's first byte (an OSC title
+naming the session) or ssh's exit; a 255 exit before that byte is retried.
+Secrets never go into argv: the host uses its own logins; only the command,
+the session id and the prompt (base64) travel.
+"""
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import random
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Any, Sequence
+
+from looop.tree.backends.base import Placement, Stop
+from looop.tree.backends.local import LocalPty
+
+SSH = ("ssh", "-tt", "-e", "none", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=5")
+UNSHARE = "unshare --user --map-current-user --pid --fork --kill-child --mount-proc"
+STATE = "$HOME/.local/state/looop-remote"
+RETRIES = 5                 # 255 before the first byte: a dropped handshake (MaxStartups)
+SLOT_WAIT = 60.0            # longest wait for a handshake slot, then go anyway
+SLOT_HOLD = 20.0            # a handshake slot is released after this at the latest
+HELPER_TIMEOUT = 10.0       # the stop helper and the leftovers sweep
+
+
+def remote_script(where: Placement, sid: str, cmd: str, prompt: bytes, h: str) -> str:
+    """The wrapper the host's shell runs (POSIX sh). `cmd` finds the shipped
+    prompt at "$LOOOP_PROMPT_FILE"."""
+    q = shlex.quote
+    marker = f"{h}:{sid}"
+    return f"""S="{STATE}/{h}"; P="$S/{sid}.md"
+umask 077; mkdir -p "$S" || exit 125
+printf %s {q(base64.b64encode(prompt).decode())} | base64 -d >"$P" || exit 125
+NS=; NSJ=false
+if {'true' if where.pidns else 'false'} && {UNSHARE} true 2>/dev/null; then NS="{UNSHARE}"; NSJ=true; fi
+printf '{{"sid": "%s", "hash": "%s", "name": "%s", "pid": %d, "pidns": %s}}\\n' {q(sid)} {h} {q(where.name)} $$ $NSJ >"$S/{sid}.json.t" && mv -f "$S/{sid}.json.t" "$S/{sid}.json"
+{sweep_fn(marker)}
+fin() {{ looop_sweep; rm -f "$S/{sid}.json" "$P"; }}
+trap 'fin; exit 129' HUP
+trap : INT QUIT TERM
+printf '\\033]0;%s\\007' {q(where.name)}
+LOOOP_SWEEP={marker} LOOOP_SESSION_ID={q(sid)} LOOOP_PROMPT_FILE="$P" $NS bash -lc {q(cmd)}
+rc=$?
+fin
+exit $rc
+"""
+
+
+def sweep_fn(pattern: str) -> str:
+    """sh function `looop_sweep`: SIGKILL every process whose environment
+    has LOOOP_SWEEP matching `pattern` (a grep -z regex, anchored), twice
+    (a fork between the scan and the kill is caught the second time); the
+    pids killed go to stdout."""
+    return (f'looop_sweep() {{ for _ in 1 2; do for f in $(grep -lsaz "^LOOOP_SWEEP={pattern}$" '
+            f'/proc/[0-9]*/environ 2>/dev/null); do p=${{f#/proc/}}; p=${{p%/environ}}; '
+            f'[ "$p" = "$$" ] || {{ kill -KILL "$p" 2>/dev/null && echo "$p"; }}; done; done; }}')
+
+
+def argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) -> tuple[str, ...]:
+    try:
+        with open(prompt_file, "rb") as f:
+            prompt = f.read()
+    except OSError:
+        prompt = b""
+    if prompt_file:
+        cmd = cmd.replace(shlex.quote(prompt_file), '"$LOOOP_PROMPT_FILE"')
+    script = remote_script(where, sid, cmd, prompt, h)
+    return (*SSH, *where.opts, where.host, "--", "/bin/sh -c " + shlex.quote(script))
+
+
+def _slot_dir() -> str:
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return os.path.join(base, f"looop-{os.getuid()}", "ssh-slots")
+
+
+def take_slot(host: str, n: int, wait: float = SLOT_WAIT) -> int | None:
+    """One of `n` handshake slots for `host` (an flock'd file; the kernel
+    frees it if we die). Blocks up to `wait` s; None if none came free."""
+    d = _slot_dir()
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9._@-]", "_", host)[:100]
+    deadline = time.monotonic() + wait
+    order = list(range(max(1, n)))
+    while True:
+        random.shuffle(order)
+        for i in order:
+            fd = os.open(os.path.join(d, f"{safe}.{i}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except OSError:
+                os.close(fd)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
+class SshPty(LocalPty):
+    kind = "ssh"
+
+    def __init__(self, argv: Sequence[str], cwd: str, env: dict[str, str], cols: int, rows: int,
+                 onlcr: bool = True, pass_fds: Sequence[int] = (), where: Placement = Placement(),
+                 attempt: int = 0):
+        super().__init__(argv, cwd, env, cols, rows, onlcr, pass_fds, where)
+        self.attempt = attempt
+        self.started = False           # the wrapper's first byte arrived
+        self.slot: int | None = None
+        self.slot_until = 0.0
+        self.head = b""                # output before the marker (to find it across reads)
+        self.marker = b"\x1b]0;" + where.name.encode()
+
+    def spawn(self) -> int:
+        if self.attempt:
+            time.sleep(min(2.0, 0.2 * 2 ** self.attempt) * random.uniform(0.5, 1.0))
+        self.slot = take_slot(self.where.host, self.where.max_per_host)
+        self.slot_until = time.monotonic() + SLOT_HOLD
+        try:
+            return super().spawn()
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self.slot is not None:
+            os.close(self.slot)
+            self.slot = None
+
+    def read(self, n: int = 1 << 16) -> bytes | None:
+        data = super().read(n)
+        if data and not self.started:
+            self.head = (self.head + data)[-4096:]
+            if self.marker in self.head:
+                self.started = True
+                self.head = b""
+                self._release()
+        if self.slot is not None and time.monotonic() >= self.slot_until:
+            self._release()
+        return data
+
+    def reaped(self, code: int) -> None:
+        self._release()
+
+    def signal(self, how: Stop | int) -> None:  # type: ignore[override]
+        if how is Stop.GRACEFUL and self.started and self.exit_code is None:
+            self._remote_term()
+            return
+        super().signal(how if how is not Stop.GRACEFUL else signal.SIGTERM)
+
+    def _remote_term(self) -> None:
+        """TERM the wrapper's process group on the host (its pid is in the
+        registry file), over a second connection; not waited for (the child
+        reaps it, and its KILL sweep ends it if it hangs)."""
+        h, sid = self.where.name[-10:], self.where.name[len("looop-"):-11]  # looop-<sid>-<h>
+        reg = f'"{STATE}/{h}/{sid}.json"'
+        script = (f"p=$(sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p' {reg}); "
+                  f'[ -n "$p" ] && kill -TERM -- -"$p"')
+        try:
+            subprocess.Popen(["ssh", "-o", "BatchMode=yes", *self.where.opts, self.where.host, "--",
+                              "/bin/sh -c " + shlex.quote(script)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, close_fds=True)
+        except OSError:
+            super().signal(signal.SIGTERM)  # no ssh client left: drop the link
+
+    def identity(self) -> dict[str, Any] | None:
+        return {"engine": "ssh", "host": self.where.host, "id": self.where.name}
+
+    def retry(self) -> bool:
+        return self.exit_code == 255 and not self.started and self.attempt < RETRIES
+
+    def again(self) -> dict[str, Any]:
+        """Constructor arguments for the next attempt."""
+        return {"attempt": self.attempt + 1}
+
+
+def leftovers(wheres: list[Placement], h: str) -> list[str]:
+    """On every host in `wheres`, at once: kill every process marked
+    LOOOP_SWEEP=<h>:* and drop the registry dir. Bounded (HELPER_TIMEOUT).
+    Returns "ssh:<host>:<pid>" for what was killed."""
+    script = f'{sweep_fn(h + ":[^=]*")}\nlooop_sweep; rm -rf "{STATE}/{h}"'
+    procs = []
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    for w in wheres:
+        if (w.host, w.opts) in seen:
+            continue
+        seen.add((w.host, w.opts))
+        try:
+            procs.append((w.host, subprocess.Popen(
+                ["ssh", "-o", "BatchMode=yes", *w.opts, w.host, "--", "/bin/sh -c " + shlex.quote(script)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)))
+        except OSError:
+            continue
+    gone: list[str] = []
+    deadline = time.monotonic() + HELPER_TIMEOUT
+    for host, p in procs:
+        try:
+            out, _ = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            continue
+        gone += [f"ssh:{host}:{x}" for x in sorted(set(out.decode().split()))]
+    return gone
