@@ -5,6 +5,7 @@
 #
 #   .ci/engines.sh start   install if missing, start, write $DIR/env (the tests' coordinates)
 #   .ci/engines.sh stop    stop every daemon it started, by pid
+# `start` exits 3 (and changes nothing) if a previous start's daemons still run.
 #
 # Tests read only the env file's variables (LOOOP_TEST_SSH, LOOOP_TEST_SSH_HOSTS,
 # LOOOP_TEST_SLURM): without them the engine tests skip with the reason.
@@ -149,8 +150,19 @@ EOF
   return 1
 }
 
+running() {  # every daemon of a previous start is still ours and alive
+  local f n=0
+  for f in "$DIR"/pids/*.pid; do
+    [ -f "$f" ] || return 1
+    [ "$(cat /proc/"$(cat "$f")"/comm 2>/dev/null)" = "$(basename "$f" .pid)" ] || return 1
+    n=$((n + 1))
+  done
+  [ "$n" -gt 0 ] && [ -s "$DIR/env" ]
+}
+
 case "${1:-}" in
   start)
+    if running; then echo "engines: already running (stop with: $0 stop)"; exit 3; fi
     mkdir -p "$DIR/pids"
     rm -f "$DIR/env"
     install || exit 0 ; step "apt-get install"

@@ -111,6 +111,27 @@ def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
             "note": st.get("note") if flagged else None,
             "started_at": st.get("started_at") or meta.get("started_at"),  # last (re)start
             "cmd": meta.get("command") or "", "data_dir": data_dir,
+            "remote": _remote(st, meta),
             "_updated": st.get("updated_at"), "_updated_ts": st.get("updated_ts")}
 
 
+def _remote(st: dict, meta: dict) -> dict[str, Any] | None:
+    """{"engine", "host", "id"} of a session on a remote backend (SPEC §17),
+    from its files (no engine round trip); None when local."""
+    r = st.get("remote")
+    if isinstance(r, dict):
+        return {"engine": r.get("engine"), "host": r.get("host") or "", "id": r.get("id")}
+    w = meta.get("where")
+    if isinstance(w, dict) and w.get("kind") not in (None, "local"):
+        return {"engine": w.get("kind"), "host": w.get("host") or "", "id": None}
+    return None
+
+
+def where(r: dict[str, Any]) -> str:
+    """The WHERE column: local, ssh:HOST, slurm:JOBID."""
+    rem = r.get("remote")
+    if not rem:
+        return "local"
+    if rem.get("engine") == "ssh":
+        return f"ssh:{rem.get('host')}"
+    return f"{rem.get('engine')}:{rem.get('id') or '?'}"

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from looop.cli.args import duration, parser
-from looop.registry import rows
+from looop.registry import rows, where
 from looop.store import paths
 from looop.tree.title import FLAG
 
@@ -45,14 +45,14 @@ def with_backoff(d: str, rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def table(rs: list[dict[str, Any]], width: int) -> str:
     now = time.time()
     everywhere = any("data_dir" in r for r in rs)
-    head = ["ID", "STATE", "ACTIVITY", "PID", "AGE", FLAG, "CMD"] + (["DATA DIR"] if everywhere else [])
+    head = ["ID", "STATE", "ACTIVITY", "WHERE", "PID", "AGE", FLAG, "CMD"] + (["DATA DIR"] if everywhere else [])
     body = []
     for r in rs:
         state = r["state"] + (f" {r['exit_code']}" if r["exit_code"] is not None and not r["alive"] else "")
         flag = (FLAG + (" " + r["note"] if r["note"] else "")) if r["flagged"] else ""
         act = r.get("activity") or {}
-        body.append([r["id"], state, act.get("state") or "-", str(r["pid"] or "-"), _age(r, now),
-                     flag[:40], r["cmd"]]
+        body.append([r["id"], state, act.get("state") or "-", where(r), str(r["pid"] or "-"),
+                     _age(r, now), flag[:40], r["cmd"]]
                     + ([r["data_dir"]] if everywhere else []))
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     lines = []

@@ -137,8 +137,12 @@ def cmd_start_session(argv: list[str]) -> int:
                         "non-zero exit or a signal) | permanent (always, unless killed)")
     p.add_argument("--max-restarts", metavar="N/WINDOW",
                    help="restart intensity (default 3/10m): past it the worker is `failed`")
+    p.add_argument("--on", metavar="WHERE",
+                   help="local | ssh:HOST | slurm (default: the runner's \"backend\")")
     a = p.parse_args(argv)
     args: dict[str, Any] = {"prompt": a.prompt, "runner": a.runner}
+    if a.on:
+        args["on"] = a.on
     if a.command:
         args["command"] = a.command
     from looop.tree import restart

@@ -147,7 +147,7 @@ READ_ONLY_OPS)
         except ValueError as e:
             raise LooopError(str(e)) from None
         kid = self.start_worker(req["id"], str(req.get("prompt", "")), req.get("runner"),
-                                req.get("command"), policy)
+                                req.get("command"), policy, on=req.get("on"))
         kid.start_waiters.append(conn)
 
     def op_kill(self, conn: Conn, req: dict[str, Any]) -> None:

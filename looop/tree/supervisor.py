@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,11 @@ class Root(ControlServer, Respawns):
             self.out.line("warn", "root.swept", f"killed {len(pids)} leftover processes of a "
                           f"previous looop of this data dir", pids=pids)
             events.emit(self.d, "leftovers_swept", pids=pids)
+        gone = backends.leftovers(self.d, backends.placements_left(self.d))
+        if gone:
+            self.out.line("warn", "root.swept_remote", f"removed {len(gone)} leftovers of a previous "
+                          f"looop of this data dir on its engines", remote=gone)
+            events.emit(self.d, "leftovers_swept", remote=gone)
         leftovers.bury_stale_sessions(self.d)
 
     def _setup_signals(self) -> None:
@@ -291,7 +297,7 @@ class Root(ControlServer, Respawns):
         self.conns[mine.fileno()] = Conn(mine, trusted=True)
 
     def start_worker(self, sid: str, brief: str, runner: str | None, command: str | None,
-                     policy: Policy | None = None) -> Kid:
+                     policy: Policy | None = None, on: str | None = None) -> Kid:
         """Validate and fork a worker; raises LooopError with a one-line reason."""
         sid = paths.check_id(sid, "session")
         if sid in self.kids:
@@ -313,6 +319,8 @@ class Root(ControlServer, Respawns):
         if resume is not None and (not isinstance(resume, str) or "{{prompt_file}}" not in resume):
             raise LooopError(f"runner {name!r}: 'resume' must contain {{{{prompt_file}}}}")
         policy = policy or Policy()
+        where = backends.place(r.get("backend"), on, sid, self.d, Counter(
+            k.spec.where.host for k in self.kids.values() if k.spec.role == "worker"))
         self._forget(sid)  # a new session: no pending restart, a fresh history
         sessions.remove(self.d, sid)  # a finished session of that id is replaced
         os.makedirs(paths.session_dir(self.d, sid))
@@ -321,17 +329,23 @@ class Root(ControlServer, Respawns):
         cmd = template.replace("{{prompt_file}}", shlex.quote(prompt_file))
         meta = {"id": sid, "role": "worker", "command": cmd, "runner": name, "cwd": self.d,
                 "prompt_file": prompt_file, "started_at": sessions.rfc3339(),
-                "restart": policy.to_json()}
+                "restart": policy.to_json(),
+                "where": where.as_meta() if where.kind != "local" else None}
         if resume:
             meta["resume"] = resume.replace("{{prompt_file}}", shlex.quote(prompt_file))
         sessions.write_meta(self.d, sid, meta)
-        return self._fork(self.worker_spec(sid, cmd, self.d, policy=policy))
+        return self._fork(self.worker_spec(sid, cmd, self.d, policy=policy, where=where,
+                                           prompt_file=prompt_file))
 
-    def worker_spec(self, sid: str, cmd: str, cwd: str,
-                    where: backends.Placement = backends.LOCAL, prompt_file: str = "",
-                    policy: Policy | None = None) -> ChildSpec:
+    def worker_spec(self, sid: str, cmd: str, cwd: str, policy: Policy | None = None,
+                    where: backends.Placement | None = None, prompt_file: str = "") -> ChildSpec:
         """A worker: `cmd` as its backend runs it (locally under `bash -lc`,
-        the user's login environment, SPEC §6; remotely wrapped for the engine)."""
+        the user's login environment, SPEC §6; remotely wrapped for the
+        engine). A restart (no `where`) runs where meta.json says."""
+        if where is None:
+            meta = sessions.read_meta(self.d, sid)
+            where = backends.Placement.from_meta(meta.get("where"))
+            prompt_file = meta.get("prompt_file") or ""
         env = self._base_env()
         env["LOOOP_SESSION_ID"] = sid
         argv = backends.prepare(where, sid, cmd, prompt_file, self.d)

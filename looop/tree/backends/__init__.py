@@ -20,7 +20,7 @@ from looop.tree.backends.base import LOCAL, Backend, Placement, Stop, data_dir_h
 from looop.tree.backends.local import LocalPty
 
 __all__ = ["Backend", "Placement", "Stop", "LOCAL", "data_dir_hash", "engine_name", "KINDS",
-           "place", "prepare", "open_backend", "leftovers"]
+           "place", "prepare", "open_backend", "placements_left", "leftovers"]
 
 
 class Kind(NamedTuple):
@@ -101,6 +101,19 @@ def open_backend(spec: Any, previous: Backend | None = None) -> Backend:
     again = previous.again() if previous is not None and previous.retry() else {}  # type: ignore[attr-defined]
     return KINDS[where.kind].cls(spec.argv, spec.cwd, dict(spec.env), spec.cols, spec.rows,
                                  spec.onlcr, spec.pass_fds, where=where, **again)
+
+
+def placements_left(d: str) -> list[Placement]:
+    """Where the sessions that a dead root left `starting`/`running` ran,
+    if not here: the engines the next root must sweep (none: no round trip)."""
+    from looop.store import sessions
+    out = []
+    for sid in sessions.list_ids(d):
+        if sessions.read_status(d, sid).get("state") in ("starting", "running"):
+            w = Placement.from_meta(sessions.read_meta(d, sid).get("where"))
+            if w.kind != "local":
+                out.append(w)
+    return out
 
 
 def leftovers(d: str, wheres: list[Placement]) -> list[str]:

@@ -2,19 +2,21 @@
 local PTY (so read, write and resize are the local PTY's; ssh forwards the
 window size and every byte, `-e none`: no escape character).
 
-On the host a small POSIX sh wrapper (`remote_script`) runs the command:
+On the host a small POSIX sh wrapper (`remote_script`, the session leader)
+runs the command in the foreground (so Ctrl-C reaches it) and, beside it, a
+watcher that outlives a hangup and sweeps once the wrapper is gone:
   - in its own PID namespace where the host allows it (`unshare --user
     --map-current-user --pid --fork --kill-child --mount-proc`): when the
     connection drops, sshd hangs up the session, unshare dies and the kernel
     kills the whole namespace, setsid'd grandchildren included;
   - else (and in the namespace too) under `LOOOP_SWEEP=<h>:<sid>` in its
-    environment: the wrapper kills every process carrying it when the
-    command ends or the session hangs up, and the next root's `leftovers`
+    environment: the wrapper (command ended) or the watcher (the session hung
+    up and the wrapper died of it) kills every process carrying it, and the next root's `leftovers`
     kills every `<h>:*` one;
   - with a registry file `~/.local/state/looop-remote/<h>/<sid>.json`
     (sid, hash, name, wrapper pid = its process group) and the shipped prompt.
 
-Stops: GRACEFUL is `kill -TERM -- -<pgid>` on the host over a second
+Stops: GRACEFUL is `kill -TERM -<pgid>` on the host over a second
 connection (a TERM to the local ssh would only drop the link: the agent's
 TERM trap would never run, and the exit code would be lost); KILL is the
 local group (ssh dies, the host hangs up the session, see above).
@@ -48,7 +50,9 @@ STATE = "$HOME/.local/state/looop-remote"
 RETRIES = 5                 # 255 before the first byte: a dropped handshake (MaxStartups)
 SLOT_WAIT = 60.0            # longest wait for a handshake slot, then go anyway
 SLOT_HOLD = 20.0            # a handshake slot is released after this at the latest
-HELPER_TIMEOUT = 10.0       # the stop helper and the leftovers sweep
+HELPER_TIMEOUT = 10.0       # the leftovers sweep
+# the stop helper's handshake may be dropped too (many stops at once): retry 255
+RETRY_255 = 'for i in 1 2 3 4 5; do "$@"; rc=$?; [ $rc -ne 255 ] && exit $rc; sleep 0.$i; done; exit 255'
 
 
 def remote_script(where: Placement, sid: str, cmd: str, prompt: bytes, h: str) -> str:
@@ -64,7 +68,7 @@ if {'true' if where.pidns else 'false'} && {UNSHARE} true 2>/dev/null; then NS="
 printf '{{"sid": "%s", "hash": "%s", "name": "%s", "pid": %d, "pidns": %s}}\\n' {q(sid)} {h} {q(where.name)} $$ $NSJ >"$S/{sid}.json.t" && mv -f "$S/{sid}.json.t" "$S/{sid}.json"
 {sweep_fn(marker)}
 fin() {{ looop_sweep; rm -f "$S/{sid}.json" "$P"; }}
-trap 'fin; exit 129' HUP
+(trap '' HUP INT QUIT TERM; while kill -0 $$ 2>/dev/null; do sleep 1; done; fin) </dev/null >/dev/null 2>&1 &
 trap : INT QUIT TERM
 printf '\\033]0;%s\\007' {q(where.name)}
 LOOOP_SWEEP={marker} LOOOP_SESSION_ID={q(sid)} LOOOP_PROMPT_FILE="$P" $NS bash -lc {q(cmd)}
@@ -181,10 +185,10 @@ class SshPty(LocalPty):
         h, sid = self.where.name[-10:], self.where.name[len("looop-"):-11]  # looop-<sid>-<h>
         reg = f'"{STATE}/{h}/{sid}.json"'
         script = (f"p=$(sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p' {reg}); "
-                  f'[ -n "$p" ] && kill -TERM -- -"$p"')
+                  f'[ -n "$p" ] && kill -TERM -"$p"')
         try:
-            subprocess.Popen(["ssh", "-o", "BatchMode=yes", *self.where.opts, self.where.host, "--",
-                              "/bin/sh -c " + shlex.quote(script)],
+            subprocess.Popen(["sh", "-c", RETRY_255, "sh", "ssh", "-o", "BatchMode=yes", *self.where.opts,
+                              self.where.host, "--", "/bin/sh -c " + shlex.quote(script)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, close_fds=True)
         except OSError:

@@ -1,0 +1,112 @@
+"""Slurm workers against a real single-node Slurm (.ci/engines.sh: munged,
+slurmctld, slurmd on this host). Jobs are found in `squeue --me` by the
+data dir's hash; nothing of a test may stay listed."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from conftest import Tree, ls, run, wait_until
+from looop.tree.backends import data_dir_hash
+
+pytestmark = pytest.mark.skipif(not os.environ.get("LOOOP_TEST_SLURM"),
+                                reason="no Slurm to test against (LOOOP_TEST_SLURM unset: run .ci/engines.sh start)")
+
+READY = 'trap "echo trapped; exit 143" TERM; echo ready; '
+
+
+def jobs(d: str) -> list[str]:
+    """This user's job ids named for data dir `d`."""
+    out = subprocess.run(["squeue", "--me", "-h", "-o", "%i %j"], capture_output=True, text=True,
+                         timeout=10).stdout
+    h = data_dir_hash(d)
+    return [ln.split()[0] for ln in out.splitlines() if ln.split()[-1].endswith("-" + h)]
+
+
+@pytest.fixture
+def slurm_dir(data_dir):
+    os.makedirs(data_dir, exist_ok=True)
+    cfg = {"default": "rules",
+           "runners": {"hpc": {"interactive": "bash {{prompt_file}}", "tick": '"$LOOOP_BIN" _rules',
+                               "backend": {"kind": "slurm", "partition": "debug", "time": "10"}}}}
+    with open(os.path.join(data_dir, "looop.json"), "w") as f:
+        json.dump(cfg, f)
+    yield data_dir
+    left = jobs(data_dir)
+    if left:
+        subprocess.run(["scancel", *left], timeout=10)
+    assert not left, f"Slurm jobs survived the test: {left}"
+
+
+def start(sid: str, script: str) -> dict:
+    run("start-session", sid, script, "hpc", check=True, timeout=60)
+    return wait_until(lambda: next((r for r in ls() if r["id"] == sid and r["alive"]
+                                    and (r["remote"] or {}).get("id")), None),
+                      20, f"worker {sid} running with its job id")
+
+
+def expect(sid: str, regex: str, timeout: str = "15s") -> None:
+    r = run("expect", sid, regex, "--timeout", timeout, timeout=40)
+    assert r.returncode == 0, (r.stderr, run("log", sid).stdout[-2000:])
+
+
+def test_every_verb_through_a_slurm_worker(slurm_dir):
+    """ls WHERE slurm:<job>, send, shot, resize (stty size in the job
+    follows), wait (the job's exit code), kill = scancel --signal=TERM: the
+    trap runs, 143 (srun alone would turn TERM into SIGKILL: 137)."""
+    t = Tree(slurm_dir)
+    try:
+        row = start("s1", READY + 'while read -r l; do echo "got:$l"; '
+                              '[ "$l" = size ] && stty size; done')
+        job = row["remote"]["id"]
+        assert row["remote"]["engine"] == "slurm" and job in jobs(slurm_dir)
+        assert f"slurm:{job}" in run("ls", check=True).stdout
+        assert json.load(open(os.path.join(slurm_dir, "sessions", "s1", "status.json")))["remote"]["id"] == job
+        expect("s1", "ready")
+        run("send", "s1", "hello", check=True)
+        expect("s1", "got:hello")
+        run("resize", "s1", "90x20", check=True)
+        run("send", "s1", "size", check=True)
+        expect("s1", "^20 90", "10s")
+        assert "got:hello" in run("shot", "s1", check=True).stdout
+        run("start-session", "s2", "echo bye; exit 7", "hpc", check=True, timeout=60)
+        assert run("wait", "s2", "--timeout", "20s", timeout=30).returncode == 7
+        assert run("kill", "s1", timeout=30).returncode == 0
+        st = {r["id"]: r for r in ls()}["s1"]
+        assert (st["state"], st["exit_code"]) == ("killed", 143)
+        assert "trapped" in run("log", "s1").stdout
+        wait_until(lambda: not jobs(slurm_dir), 10, "the jobs to leave squeue")
+    finally:
+        t.stop()
+
+
+def test_root_sigkill_cancels_every_job_and_the_next_root_starts_clean(slurm_dir):
+    t = Tree(slurm_dir)
+    for i in range(3):
+        start(f"k{i}", READY + "sleep 1000")
+    assert len(jobs(slurm_dir)) == 3
+    os.kill(t.pid, signal.SIGKILL)
+    t.proc.wait(5)
+    t.out.close()
+    wait_until(lambda: not jobs(slurm_dir), 1 + 5, "squeue --me empty of our jobs (grace + 5 s)")
+    t2 = Tree(slurm_dir)
+    assert all(r["state"] in ("killed", "dead") for r in ls() if r["id"].startswith("k"))
+    t2.stop()
+
+
+def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
+    """Root and children SIGKILLed at once (nobody cancels): the job stays
+    RUNNING; the next root of the data dir cancels it by the hash."""
+    t = Tree(slurm_dir, new_group=True)
+    start("o1", READY + "sleep 1000")
+    os.killpg(t.pid, signal.SIGKILL)
+    t.proc.wait(5)
+    t.out.close()
+    left = jobs(slurm_dir)
+    t2 = Tree(slurm_dir)
+    wait_until(lambda: not jobs(slurm_dir), 10, f"the next root to cancel {left}")
+    t2.stop()
