@@ -81,6 +81,7 @@ def test_validate_accepts_every_action_and_clamps_the_interval():
         "start_worker": {"id": "w", "prompt": "p", "command": "bash {{prompt_file}}"},
         "steer_session": {"id": "looop-w", "input": "hi"}, "send_key": {"id": "w", "keys": ["C-c", "Enter"]},
         "restart_session": {"id": "w"}, "send_notification": {"message": "m"},
+        "answer_ask": {"id": "w-1", "answer": "yes"},
         "write_schedule": {"name": "s", "in": "1h"}, "drop_schedule": {"name": "s"},
     }
     assert set(samples) == set(actions.ACTIONS)

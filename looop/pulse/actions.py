@@ -148,7 +148,16 @@ def _command(v: Any, name: str) -> str:
     return v
 
 
+def _ask_id(v: Any, name: str) -> str:
+    from looop.store import asks
+    try:
+        return asks.check_ask_id(_text(v, name))
+    except LooopError as e:
+        raise DecisionError(f"'{name}': {e}") from None
+
+
 KINDS: dict[str, Callable[[Any, str], Any]] = {
+    "ask": _ask_id,
     "str": _text, "text": _nonempty, "keys": _keys, "command": _command,
     "goal": _checked_id("goal id", True), "sensor": _checked_id("sensor name", True),
     "schedule": _checked_id("schedule name", True),
@@ -348,6 +357,32 @@ def _drop_schedule(ctx: Ctx, a: dict[str, Any]) -> str:
     return f"dropped schedule {a['name']}"
 
 
+# The PLAYBOOK opts in, in its own words: a line `answer_ask: allowed`
+# (optionally as a list item). Without it asks are for the human only.
+ANSWER_ASK_RULE = re.compile(r"^[ \t]*(?:[-*][ \t]*)?answer_ask:[ \t]*allowed[ \t]*$", re.I | re.M)
+
+
+def answer_ask_allowed(playbook: str) -> bool:
+    return bool(ANSWER_ASK_RULE.search(playbook))
+
+
+def _answer_ask(ctx: Ctx, a: dict[str, Any]) -> str:
+    from looop.store import asks
+    try:
+        with open(os.path.join(ctx.d, "PLAYBOOK.md"), encoding="utf-8", errors="replace") as f:
+            playbook = f.read()
+    except FileNotFoundError:
+        playbook = ""
+    if not answer_ask_allowed(playbook):
+        raise DecisionError("answer_ask: not allowed by the PLAYBOOK (a human allows it with a "
+                            "line `answer_ask: allowed` in PLAYBOOK.md)")
+    try:
+        asks.answer(ctx.d, a["id"], a["answer"], by="decider")
+    except LooopError as e:
+        raise DecisionError(f"answer_ask: {e}") from None
+    return f"answered {a['id']}: {a['answer']}"
+
+
 def _notify(ctx: Ctx, a: dict[str, Any]) -> str:
     ctx.out.line("warn", "notification", f"NOTE: {a['message']}", bold=True, message=a["message"])
     return f"notification: {a['message']}"
@@ -385,6 +420,9 @@ ACTIONS: dict[str, Action] = {
                              optional=(("in", "str"), ("every", "str"), ("note", "str"))),
     "drop_schedule": Action((("name", "schedule"),), _drop_schedule,
                             "a schedule is dealt with (a due one-shot stays due until dropped)"),
+    "answer_ask": Action((("id", "ask"), ("answer", "text")), _answer_ask,
+                         "answer a worker's pending ask (see PENDING ASKS) — only if the PLAYBOOK "
+                         "has the line `answer_ask: allowed`"),
     "send_notification": Action((("message", "text"),), _notify,
                                 "tell the human something (journaled and shown)", keeps_summary=True),
 }

@@ -88,6 +88,7 @@ class World:
     new_flapping: list[str] = field(default_factory=list)
     now: float = field(default_factory=time.time)
     buckets: list[list[Any]] = field(default_factory=list)
+    asks: list[tuple[dict[str, Any], bool]] = field(default_factory=list)  # (pending ask, stranded)
 
     @property
     def workers(self) -> list[dict[str, Any]]:
@@ -104,7 +105,9 @@ class World:
         return worldhash.world_hash(
             self.playbook.encode(), [(g.id, g.text.encode()) for g in self.goals], self.readings,
             self.workers, self.buckets,
-            extra=[("schedules", [s.signal(self.now) for s in self.schedules]), ("shell", shell_run)])
+            extra=[("schedules", [s.signal(self.now) for s in self.schedules]), ("shell", shell_run)]
+            # pending ask ids: a new ask wakes the decider (absent when none: hashes as before)
+            + ([("asks", sorted(rec["id"] for rec, _ in self.asks))] if self.asks else []))
 
     def sections(self) -> list[tuple[str, str]]:
         """The guard sections after RECENT JOURNAL, in SPEC §16 order."""
@@ -113,7 +116,8 @@ class World:
                  if sh else "")
         flap = "".join(f"- {n}: its signal changed on each of the last {guards.FLAP_BEATS}+ beats\n"
                        for n in self.flapping)
-        return [("LAST SHELL OUTPUT", shell), ("FLAPPING SENSORS", flap),
+        return [("PENDING ASKS", prompt.ask_lines(self.asks, self.now) if self.asks else ""),
+                ("LAST SHELL OUTPUT", shell), ("FLAPPING SENSORS", flap),
                 ("SCHEDULES", "".join(schedule_line(s, self.now) + "\n" for s in self.schedules))]
 
 
@@ -158,7 +162,7 @@ def run_beat(b: Beat) -> Outcome:
     o.wake_at = w.wake_at
     # whatever the decider did (or failed to do), a changed world with a
     # flagged worker is shown to the human
-    surface.surface(b.d, w.rows, b.out, child_env(b))
+    surface.surface(b.d, w.rows, b.out, child_env(b), asks=w.asks)
     return o
 
 
@@ -176,8 +180,9 @@ def observe(b: Beat) -> World:
     b.out.line("warn" if failed else "info", "sense", sense.summary(readings, secs),
                dim=not failed, sensors=len(readings), failed=failed, secs=round(secs, 3))
     events.emit(d, "sense_done", sensors=len(readings), failed=failed)
+    from looop.inbox import pending_asks
     w = World(rows, read_text(os.path.join(d, "PLAYBOOK.md")), goals_mod.read_goals(d),
-              [(r.name, r.data) for r in readings])
+              [(r.name, r.data) for r in readings], asks=pending_asks(d, rows))
     w.guards, w.guards_bad = guardstate.load(d, w.now, int(b.knob("max_decides_per_hour")))
     w.guards["sensors"], w.flapping, w.new_flapping = guards.flapping(
         w.guards.get("sensors") or {}, [(n, worldhash.canonical(data)) for n, data in w.readings])

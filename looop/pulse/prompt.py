@@ -19,8 +19,8 @@ CONTRACT = """\
 You are the decider of looop, one disposable beat of a control loop for a
 person's work. Read everything below: the PLAYBOOK (priorities, guardrails),
 the goals (desired state), the sensor readings (the world now), the worker
-sessions, the claims and the recent journal. Then choose the SINGLE most
-important move toward the goals.
+sessions, the claims, the recent journal and the workers' pending asks. Then
+choose the SINGLE most important move toward the goals.
 
 Do NOT perform the move yourself. EMIT it: write exactly one JSON object to
 the file `.decision.json` in the current directory, and nothing else there.
@@ -81,6 +81,29 @@ def worker_line(row: dict[str, Any]) -> str:
         where = f" {ev['pattern']}" if ev.get("pattern") else ""
         line += f"\n    evidence: {ev['source']}{where}" + (f": {ev['text']}" if ev.get("text") else "")
     return neutralise(line)
+
+
+def ask_lines(asks: Iterable[tuple[dict[str, Any], bool]], now: float) -> str:
+    """The PENDING ASKS body: one `- <id> from <worker>, <age> ago …` line,
+    then the question indented (so no line of it can forge a header)."""
+    from looop.inbox import stamp
+    out = []
+    for rec, stranded in asks:
+        t = stamp(rec.get("ts"))
+        age = f"{max(0, int(now - t))}s ago" if t is not None else "age unknown"
+        head = f"- {rec.get('id')} from {rec.get('worker')}, {age}"
+        if rec.get("options"):
+            head += " · options: " + ", ".join(map(str, rec["options"]))
+        if rec.get("ref"):
+            head += f" · ref: {rec['ref']}"
+        if stranded:
+            head += " · stranded (its asker is gone; an answer waits for it to ask again)"
+        body = "".join(f"  {ln}\n" for ln in str(rec.get("prompt", "")).splitlines() or [""])
+        out.append(neutralise(head) + "\n" + neutralise(body))
+    if not out:
+        return ""
+    return "".join(out) + ("(answer one with answer_ask only if the PLAYBOOK has the line "
+                           "`answer_ask: allowed`; otherwise they wait for the human)\n")
 
 
 def build(playbook: str, goals: Iterable[tuple[str, str]], readings: Iterable[tuple[str, bytes]],

@@ -1,5 +1,6 @@
 """Surfacing, the last step of a beat: live workers that need a human —
-flagged, or asking / limited / stuck by their activity (SPEC §15).
+flagged, or asking / limited / stuck by their activity (SPEC §15) — and
+pending asks, each with the command that answers it.
 
 Prints a NEEDS YOU block with the exact command to attach (with the
 LOOOP_DATA_DIR prefix on a non-default profile), and — when a tmux server is
@@ -44,13 +45,19 @@ def _why(r: dict[str, Any]) -> tuple[str, str]:
     return "?", f"{act.get('state')}{until}" + (f" — {text}" if text else "")
 
 
-def surface(d: str, rows: list[dict[str, Any]], out: Any, env: dict[str, str]) -> list[str]:
-    """Print the block; returns the ids that need someone."""
-    rows = flagged(rows)
-    if not rows:
+def surface(d: str, rows: list[dict[str, Any]], out: Any, env: dict[str, str],
+            asks: list[tuple[dict[str, Any], bool]] = ()) -> list[str]:
+    """Print the block; returns the ids that need someone (workers, then asks)."""
+    import time
+    from looop.inbox import ask_items, profile_prefix
+    pending = ask_items(asks, time.time(), profile_prefix(d)) if asks else []
+    # a worker asking because of its own pending ask: the ask line says it
+    rows = [r for r in flagged(rows) if r.get("flagged")
+            or ((r.get("activity") or {}).get("evidence") or {}).get("source") != "ask"]
+    if not rows and not pending:
         return []
-    out.line("warn", "attention", f"NEEDS YOU ({len(rows)})", bold=True,
-             ids=[r["id"] for r in rows])
+    out.line("warn", "attention", f"NEEDS YOU ({len(rows) + len(pending)})", bold=True,
+             ids=[r["id"] for r in rows] + [it["id"] for it in pending])
     for r in rows:
         cmd = attach_cmd(d, r["id"])
         glyph, why = _why(r)
@@ -58,9 +65,13 @@ def surface(d: str, rows: list[dict[str, Any]], out: Any, env: dict[str, str]) -
         out.line("warn", "attention", f"  {glyph} {r['id']}: {why} — {cmd}",
                  id=r["id"], note=r.get("note"), activity=act, attach=cmd)
         events.emit(d, "needs_you", id=r["id"], note=r.get("note"), activity=act)
-    if settings.get("LOOOP_TMUX_SURFACE", env=env) != "0":
+    for it in pending:
+        out.line("warn", "attention", f"  ? {it['id']} ({it['session']}): {it['text']} — {it['command']}",
+                 ask=it["id"], session=it["session"], text=it["text"], answer=it["command"])
+        events.emit(d, "needs_you", ask=it["id"], session=it["session"], text=it["text"])
+    if rows and settings.get("LOOOP_TMUX_SURFACE", env=env) != "0":
         _tmux(d, rows, env)
-    return [r["id"] for r in rows]
+    return [r["id"] for r in rows] + [it["id"] for it in pending]
 
 
 def _tmux(d: str, rows: list[dict[str, Any]], env: dict[str, str]) -> None:
