@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from conftest import Tree, ls, run, wait_until
-from fakes import bump_world, force_decide, isolated_home, read, setup_fake
+from fakes import bump_world, force_decide, isolated_home, read, sensor, setup_fake
 
 assert isolated_home  # autouse fixture, imported so pytest finds it
 
@@ -50,3 +50,26 @@ def test_a_notification_with_its_own_journal_keeps_its_message(data_dir, tmp_pat
     assert "the build is red" in read(d, "journal.md") and "told the human" in read(d, "journal.md")
     decided = [json.loads(ln) for ln in open(os.path.join(d, "events.jsonl")) if '"decided"' in ln]
     assert "the build is red" in decided[-1]["journal"]
+
+
+def test_an_oversized_sensor_does_not_flap_the_world(data_dir, tmp_path):
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    # 20000 bytes, then 20001, then 20000 …: over the cap every time, by a different amount
+    sensor(d, "big", 'n=$(cat "$LOOOP_DATA_DIR/n" 2>/dev/null || echo 0); echo $((n + 1)) > "$LOOOP_DATA_DIR/n"; '
+                     'head -c $((20000 + n % 2)) /dev/zero | tr "\\0" x')
+    for _ in range(4):
+        fake.queue({"action": "noop", "reason": "quiet"})
+    outs = [run("tick").stdout for _ in range(4)]
+    assert len(fake.calls()) == 1, outs  # the first beat decides; the world never changed after
+    assert all("world unchanged" in o for o in outs[1:])
+
+
+def test_a_non_executable_sensor_warns(data_dir, tmp_path):
+    d = data_dir
+    setup_fake(d, str(tmp_path / "ctl"))
+    sensor(d, "plain", "echo '{\"signal\": 1}'")
+    os.chmod(os.path.join(d, "sensors", "plain.sh"), 0o644)
+    r = run("tick")
+    assert "sensor plain is not executable" in r.stdout and "chmod +x sensors/plain.sh" in r.stdout
+    assert "1 sensors ok" in r.stdout  # still run (with bash)

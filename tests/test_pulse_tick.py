@@ -126,7 +126,8 @@ def test_sensors_cut_capped_and_failed_are_named(data_dir, fake):
     sense_line = next(json.loads(ln) for ln in r.stdout.splitlines() if json.loads(ln)["event"] == "sense")
     assert sense_line["msg"].startswith("1/4 sensors ok · failed: bad, big, hang")
     big = json.loads(read(d, "snapshots", "sensor-big.json"))
-    assert big == {"error": "sensor output too large", "bytes": big["bytes"], "cap": 8192}
+    assert big == {"signal": {"error": "sensor output too large", "cap": 8192},
+                   "error": "sensor output too large", "bytes": big["bytes"], "cap": 8192}
     assert big["bytes"] > 8192
     assert "timed out (exit 124)" in read(d, "snapshots", "sensor-hang.err")
     assert "started" in read(d, "snapshots", "sensor-hang.err")

@@ -176,6 +176,9 @@ def observe(b: Beat) -> World:
     readings = sense.sense(d, child_env(b), b.knob("sensor_timeout"),
                            int(b.knob("sensor_max_bytes")))
     secs = time.monotonic() - t0
+    for r in readings:
+        if r.warning:
+            b.out.line("warn", "sensor.warning", r.warning, sensor=r.name)
     failed = [r.name for r in readings if not r.ok]
     b.out.line("warn" if failed else "info", "sense", sense.summary(readings, secs),
                dim=not failed, sensors=len(readings), failed=failed, secs=round(secs, 3))

@@ -31,6 +31,7 @@ class Reading:
     oversize: int = 0             # bytes seen when over the cap, else 0
     problem: str | None = None    # why it counts as failed
     cached: bool = False          # not run: its `looop:interval` reading is still fresh
+    warning: str | None = None    # said once per process (e.g. not executable)
 
     @property
     def ok(self) -> bool:
@@ -112,9 +113,16 @@ def sense(d: str, env: Mapping[str, str], timeout: float, cap: int) -> list[Read
     return [got[n] for n in names]
 
 
+_WARNED: set[str] = set()  # sensor paths already warned about (this process)
+
+
 def _start(d: str, name: str, env: Mapping[str, str]) -> _Run:
     path = os.path.join(d, "sensors", name + ".sh")
     argv = [path] if os.access(path, os.X_OK) else ["bash", path]
+    warning = None
+    if len(argv) == 2 and path not in _WARNED:
+        _WARNED.add(path)
+        warning = f"sensor {name} is not executable: run with bash (chmod +x sensors/{name}.sh)"
     err = open(snap_path(d, name, "err"), "wb")
     try:
         proc = runner.spawn(argv, cwd=d, env=env, stdout=subprocess.PIPE, stderr=err)
@@ -123,7 +131,7 @@ def _start(d: str, name: str, env: Mapping[str, str]) -> _Run:
         proc = runner.spawn(["false"], cwd=d, env=env, stdout=subprocess.PIPE)
     finally:
         err.close()
-    return _Run(Reading(name), proc)
+    return _Run(Reading(name, warning=warning), proc)
 
 
 def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
@@ -216,8 +224,10 @@ def _finish(d: str, r: _Run, cap: int) -> None:
         rd.problem = "timed out"
     if r.seen > cap:
         rd.oversize = r.seen
-        rd.data = jsonio.dumpb({"error": "sensor output too large",
-                                "bytes": r.seen, "cap": cap})
+        # the hash reads only `signal` (stable), so how far over the cap a
+        # sensor went this beat cannot change the world
+        rd.data = jsonio.dumpb({"signal": {"error": "sensor output too large", "cap": cap},
+                                "error": "sensor output too large", "bytes": r.seen, "cap": cap})
         rd.problem = rd.problem or f"output over {cap} bytes"
     else:
         rd.data = bytes(r.buf)
