@@ -73,3 +73,22 @@ def test_a_non_executable_sensor_warns(data_dir, tmp_path):
     r = run("tick")
     assert "sensor plain is not executable" in r.stdout and "chmod +x sensors/plain.sh" in r.stdout
     assert "1 sensors ok" in r.stdout  # still run (with bash)
+
+
+def test_attach_without_a_terminal_refuses_at_once(tree):
+    tree.start("ex", "echo hi; sleep 30")
+    r = run("attach", "ex", timeout=10)  # stdin: a pipe (subprocess), not a TTY
+    assert r.returncode == 1
+    assert r.stderr.startswith("looop attach: stdin is not a terminal") and r.stderr.count("\n") == 1
+    run("kill", "ex", check=True)
+
+
+def test_version_flag_and_a_manual_without_code_notes(data_dir):
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("looop ")
+    assert r.stdout == run("version").stdout
+    text = run("help", env={**os.environ, "PAGER": "cat"}).stdout
+    assert "This module" not in text and "the client used by CLI verbs" not in text
+    from looop.tree.ops import OPS
+    example = next(ln for ln in text.splitlines() if ln.strip().startswith("→ {"))
+    assert json.loads(example.split("→", 1)[1].replace("\\r", ""))["op"] in OPS

@@ -26,6 +26,9 @@ def cmd_attach(argv: list[str]) -> int:
                          "Detach with Ctrl-\\ Ctrl-\\.")
     session_arg(p)
     sid = paths.check_id(p.parse_args(argv).id, "session")
+    if not os.isatty(0):
+        raise LooopError("stdin is not a terminal — attach needs one "
+                         "(from a script: `looop send`, `looop log -f`, `looop shot`)")
     client = control.Client(paths.data_dir())
     client.sock.sendall(b'{"op":"attach","id":"%s"}\n' % sid.encode())
     hello = client.read_line()

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         verb = "help" if "help" in VERBS else "run"
         argv = argv[1:] if verb == "help" else argv
     elif argv and argv[0] in ("-V", "--version"):
-        verb = "version"
+        verb, argv = "version", argv[1:]
     entry = VERBS.get(verb)
     if entry is None:
         print(f"looop: unknown verb '{verb}'{suggest(verb)}", file=sys.stderr)

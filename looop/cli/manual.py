@@ -57,8 +57,11 @@ def paths_text() -> str:
 
 
 def _doc(module: str) -> str:
+    """A format-owning module's docstring minus its first paragraph (which
+    says what the module is, not what the format is)."""
     import importlib
-    return textwrap.indent(textwrap.dedent(importlib.import_module(module).__doc__ or "").strip(), "  ")
+    body = (importlib.import_module(module).__doc__ or "").strip().split("\n\n", 1)[-1]
+    return textwrap.indent(textwrap.dedent(body).strip("\n"), "  ")
 
 
 def control_text() -> str:

@@ -3,7 +3,7 @@ listening side's helpers for the root.
 
 Wire format — orjson/JSON lines, one request then one reply per line:
 
-    → {"op": "send", "id": "triage", "data": "ls\\r"}
+    → {"op": "input", "id": "triage", "data": "ls\\r"}
     ← {"ok": true}                       | {"ok": false, "error": "one line"}
 
 Ops (each takes "id" unless noted): ping (no id), start (prompt, runner,

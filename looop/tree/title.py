@@ -10,8 +10,9 @@ shows the ACTIVITY column from one title scan; its evidence (screen text,
 which may be anything) is never in a title, only in status.json.
 The data dir is last so it may contain spaces. Titles never carry secrets
 (cmdlines are world-readable): no prompt, no command line, no environment.
-This module is the only caller of setproctitle.
 """
+# (The first paragraph above is about this module; `looop help` prints the
+# rest as the format. This module is the only caller of setproctitle.)
 from __future__ import annotations
 
 import re
