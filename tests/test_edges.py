@@ -92,3 +92,39 @@ def test_version_flag_and_a_manual_without_code_notes(data_dir):
     from looop.tree.ops import OPS
     example = next(ln for ln in text.splitlines() if ln.strip().startswith("→ {"))
     assert json.loads(example.split("→", 1)[1].replace("\\r", ""))["op"] in OPS
+
+
+def _send_stdin(sid: str, data: bytes, *flags: str) -> "subprocess.CompletedProcess[bytes]":
+    import subprocess
+
+    from conftest import BIN
+    return subprocess.run([BIN, "send", sid, "-", *flags], input=data, capture_output=True, timeout=60)
+
+
+def test_send_reads_stdin_in_bounded_frames_past_the_argv_limit(tree):
+    d = tree.d
+    content = b"y" * 99 + b"\n"
+    content = content * 21000 + b"end"  # ~2 MiB: over the 128 KiB of one argument and the 1 MiB line cap
+    tree.start("raw", f"stty raw -echo; echo READY; head -c {len(content)} > got; echo; echo GOT")
+    wait_until(lambda: "READY" in run("log", "raw").stdout, 10, "the raw-mode reader")
+    r = _send_stdin("raw", content, "-n")
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: "GOT" in run("log", "raw").stdout, 20, "every byte to arrive")
+    with open(os.path.join(d, "got"), "rb") as f:
+        assert f.read() == content
+
+
+def test_send_refuses_a_line_the_terminal_would_cut(tree):
+    d = tree.d
+    tree.start("cooked", "echo READY; cat > cooked")
+    wait_until(lambda: "READY" in run("log", "cooked").stdout, 10, "cat to read")
+    r = _send_stdin("cooked", b"z" * 100_001 + b"\n")
+    err = r.stderr.decode()
+    assert r.returncode == 1
+    assert err.startswith("looop send: line of 100001 bytes exceeds the terminal's 4095-byte line limit "
+                          "(canonical mode)") and err.count("\n") == 1
+    r = run("send", "cooked", "short line")
+    assert r.returncode == 0
+    wait_until(lambda: os.path.exists(os.path.join(d, "cooked")) and read(d, "cooked") == "short line\n",
+               10, "the short line, and only it")
+    run("kill", "cooked", check=True)

@@ -24,16 +24,68 @@ def _emit(a: argparse.Namespace, reply: dict[str, Any], text: str | None = None)
     return 0
 
 
+FRAME = 256 << 10      # bytes per input request, at most
+LINE_MAX = 4095        # a tty in canonical mode keeps this much of one line
+
+
+def frames(sid: str, text: str, limit: int = FRAME) -> list[str]:
+    """`text` cut into pieces whose whole request line fits in `limit` bytes."""
+    from looop.store import jsonio
+    out, i, step = [], 0, limit // 4
+    while i < len(text):
+        piece = text[i:i + step]
+        while step > 1 and len(jsonio.dumpb({"op": "input", "id": sid, "data": piece})) > limit:
+            step //= 2
+            piece = text[i:i + step]
+        out.append(piece)
+        i += len(piece)
+    return out
+
+
+def longest_line(text: str) -> int:
+    """Bytes of the longest line as a terminal's line discipline sees it."""
+    import re
+    return max((len(x.encode("utf-8", "surrogateescape")) for x in re.split(r"[\r\n]", text)), default=0)
+
+
 def cmd_send(argv: list[str]) -> int:
-    p = parser("send", "Type text into a worker, then Enter (unless -n).")
+    import sys
+    p = parser("send", "Type text into a worker, then Enter (unless -n). `-` reads the text from "
+                       "stdin (any size; one trailing newline becomes the Enter). A line longer "
+                       f"than {LINE_MAX} bytes into a program reading lines (canonical mode) is "
+                       "refused, since the terminal would cut it; nothing is typed then.")
     session_arg(p)
-    p.add_argument("text", nargs="+", help="words are joined with spaces")
+    p.add_argument("text", nargs="+", help="words are joined with spaces; `-` = read stdin")
     p.add_argument("-n", action="store_true", help="do not press Enter")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    # multi-line text goes in as one bracketed paste if the program asked (mode 2004)
-    return _emit(a, _call("input", a.id, data=" ".join(a.text), how="paste",
-                          suffix="" if a.n else "\r"))
+    if a.text == ["-"]:
+        raw = sys.stdin.buffer.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"stdin is not UTF-8 (byte {e.start}); nothing was sent") from None
+        if text.endswith("\n"):
+            text = text[:-1]
+    else:
+        text = " ".join(a.text)
+    enter = "" if a.n else "\r"
+    sid = paths.check_id(a.id, "session")
+    with control.Client(paths.data_dir(), timeout=30.0) as c:
+        probe = c.call("input", id=sid, data="")
+        n = longest_line(text + enter)
+        if probe.get("canonical") and n > LINE_MAX:
+            raise UsageError(f"line of {n} bytes exceeds the terminal's {LINE_MAX}-byte line limit "
+                             f"(canonical mode); nothing was sent — split the line, or have the "
+                             f"program read a file")
+        reply = probe
+        pieces = frames(sid, text) or [""]
+        for i, piece in enumerate(pieces):
+            # multi-line text goes in as a bracketed paste if the program asked
+            # (mode 2004): one paste per frame; Enter after the last
+            reply = c.call("input", id=sid, data=piece, how="paste",
+                           suffix=enter if i == len(pieces) - 1 else "")
+    return _emit(a, {k: v for k, v in reply.items() if k != "canonical"})
 
 
 def cmd_key(argv: list[str]) -> int:

@@ -479,7 +479,16 @@ class Child(Terminals):
         if how != "raw":
             data = input_bytes(data, how, self._live().current().modes())
         self._write_input(data + suffix)
-        self.reply(req, {"ok": True})
+        # canonical: the program reads lines, and the tty cuts one at 4095
+        # bytes (`looop send` checks before typing)
+        self.reply(req, {"ok": True, "canonical": self._canonical()})
+
+    def _canonical(self) -> bool | None:
+        import termios
+        try:
+            return bool(termios.tcgetattr(self.cmd.fd)[3] & termios.ICANON) if self.cmd else None
+        except (termios.error, OSError, ValueError):
+            return None
 
     def _resize(self, cols: int, rows: int) -> None:
         if self.cmd is None or not self.cmd_alive:
