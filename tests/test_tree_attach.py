@@ -123,9 +123,11 @@ def test_attach_delivers_every_byte_to_a_slow_nonblocking_stdout(tree):
     run("expect", "flood", "waiting", "--timeout", "10s", check=True)
     r, w = os.pipe()
     os.set_blocking(w, False)
-    p = subprocess.Popen([BIN, "attach", "flood"], stdin=subprocess.DEVNULL, stdout=w,
+    tty_in, tty_keep = os.openpty()  # attach needs a terminal on stdin; the output side is the pipe
+    p = subprocess.Popen([BIN, "attach", "flood"], stdin=tty_keep, stdout=w,
                          stderr=subprocess.PIPE)
     os.close(w)
+    os.close(tty_keep)
     try:
         got = bytearray()
         deadline = time.monotonic() + 30
@@ -152,3 +154,4 @@ def test_attach_delivers_every_byte_to_a_slow_nonblocking_stdout(tree):
             p.kill()
             p.wait()
         os.close(r)
+        os.close(tty_in)

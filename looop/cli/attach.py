@@ -26,6 +26,7 @@ def cmd_attach(argv: list[str]) -> int:
                          "Detach with Ctrl-\\ Ctrl-\\.")
     session_arg(p)
     sid = paths.check_id(p.parse_args(argv).id, "session")
+    _check_session(paths.data_dir(), sid)
     if not os.isatty(0):
         raise LooopError("stdin is not a terminal — attach needs one "
                          "(from a script: `looop send`, `looop log -f`, `looop shot`)")
@@ -36,6 +37,16 @@ def cmd_attach(argv: list[str]) -> int:
         client.close()
         raise LooopError(str(hello.get("error")))
     return Session(client.sock, client.buf).run()
+
+
+def _check_session(d: str, sid: str) -> None:
+    """The refusals that need no terminal, read from disk (as the root would say them)."""
+    from looop.store import sessions
+    if not sessions.exists(d, sid):
+        raise LooopError(f"no session {sid!r}")
+    state = sessions.read_status(d, sid).get("state", "finished")
+    if state not in ("starting", "running"):
+        raise LooopError(f"session {sid} is not running ({state})")
 
 
 class Session:
