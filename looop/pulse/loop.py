@@ -167,6 +167,9 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     secs, mode = next_interval(intervals(cfg), mode_of(outcome.acted, outcome.workers_alive),
                                failures, outcome.nudge, due_in)
     _record(d, secs, mode, failures, outcome)
+    # the policy files as they are before we say "next beat in": an edit
+    # made once that line is out must cut the backoff
+    before = policy_signature(d) if failures else None
     extra = f" after {failures} failed beat{'s' * (failures > 1)}" if failures else ""
     out.line("info", "cadence", f"next beat in {secs:g}s ({mode}){extra}", dim=True,
              interval_s=secs, mode=mode, failures=failures)
@@ -175,7 +178,7 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
         if link.broken:
             out.line("error", "pulse.link_lost", "lost the link to the root — exiting so it restarts the pulse")
             raise SystemExit(3)
-    return _sleep(d, link, secs, out, failures)
+    return _sleep(d, link, secs, out, failures, before)
 
 
 def policy_signature(d: str) -> tuple:
@@ -200,14 +203,15 @@ def _goal_names(d: str) -> list[str]:
 POLL = 1.0  # seconds between policy-file checks while backing off
 
 
-def _sleep(d: str, link: Any, secs: float, out: Any, failures: int) -> int:
+def _sleep(d: str, link: Any, secs: float, out: Any, failures: int, before: tuple | None = None) -> int:
     """Sleep `secs`, printing the root's worker events as they come; returns
     the failure count to carry on with. A worker that ended is a changed
     world: beat at once (but never cut a failure backoff short for it).
     While backing off, an edit of PLAYBOOK.md or a goal ends the wait and
     cuts the backoff: someone fixed something, try again now."""
     deadline = time.monotonic() + secs
-    before = policy_signature(d) if failures else None
+    if failures and before is None:
+        before = policy_signature(d)
     while link is None or not link.broken:
         woke = False
         for ev in link.events if link is not None else ():
