@@ -7,6 +7,7 @@ of its workers; no socket round-trip, so it works while the root is busy.
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any, Iterable
 
 from looop.store import sessions
@@ -110,9 +111,23 @@ def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
             "exit_code": st.get("exit_code"), "flagged": flagged,
             "note": st.get("note") if flagged else None,
             "started_at": st.get("started_at") or meta.get("started_at"),  # last (re)start
-            "cmd": meta.get("command") or "", "data_dir": data_dir,
+            "cmd": shown_command(meta), "restarts": int(meta.get("restarts") or 0),
+            "data_dir": data_dir,
             "remote": _remote(st, meta),
             "_updated": st.get("updated_at"), "_updated_ts": st.get("updated_ts")}
+
+
+def shown_command(meta: dict) -> str:
+    """The command a human recognises: a script worker (`bash <prompt file>`,
+    e.g. the rules runner's) shows its script's commands, not the file."""
+    cmd = meta.get("command") or ""
+    pf = meta.get("prompt_file")
+    if pf and cmd in (f"bash {pf}", f"bash {shlex.quote(pf)}"):
+        from looop.store import prompts
+        body = prompts.script_body(pf)
+        if body:
+            return body
+    return cmd
 
 
 def _remote(st: dict, meta: dict) -> dict[str, Any] | None:

@@ -128,3 +128,45 @@ def test_send_refuses_a_line_the_terminal_would_cut(tree):
     wait_until(lambda: os.path.exists(os.path.join(d, "cooked")) and read(d, "cooked") == "short line\n",
                10, "the short line, and only it")
     run("kill", "cooked", check=True)
+
+
+def test_ls_shows_a_script_workers_commands_and_a_restart_count(tree):
+    run("start-session", "sc", "echo hi; sleep 30", "--command", "bash {{prompt_file}}", check=True)
+    wait_until(lambda: (x := next((r for r in ls() if r["id"] == "sc"), None)) and x["alive"], 10, "sc live")
+    r = next(r for r in ls() if r["id"] == "sc")
+    assert r["cmd"] == "echo hi; sleep 30" and r["restarts"] == 0
+    assert "echo hi; sleep 30" in run("ls", check=True).stdout and "prompts/sc.md" not in run("ls").stdout
+    run("restart", "sc", check=True)
+    assert next(r for r in ls() if r["id"] == "sc")["restarts"] == 1
+    run("kill", "sc", check=True)
+
+
+def test_log_tail_reads_the_end_of_a_big_log(tree):
+    d = tree.d
+    tree.start("big", "seq 1 400000; echo LAST-LINE; sleep 30")  # ~2.7 MB
+    wait_until(lambda: "LAST-LINE" in run("log", "big", "--tail", "1").stdout, 20, "the whole output")
+    assert run("log", "big", "--tail", "3").stdout.splitlines() == ["399999", "400000", "LAST-LINE"]
+    assert run("log", "big", "--tail", "0").stdout == ""
+    full = run("log", "big").stdout.splitlines()
+    assert run("log", "big", "--tail", "200000").stdout.splitlines() == full[-200000:]
+    r = run("log", "big", "--grep", "no such line")
+    assert r.returncode == 1 and r.stdout == ""  # like grep
+    assert run("log", "big", "--grep", "^LAST").returncode == 0
+    run("kill", "big", check=True)
+
+
+def test_tick_dry_run_beside_the_live_loop_is_read_only(data_dir):
+    d = data_dir
+    sensor(d, "s", "echo '{\"signal\": 7}'")
+    t = Tree(d)  # its first beat reads the sensor
+    try:
+        snaps = os.path.join(d, "snapshots")
+        wait_until(lambda: os.path.exists(os.path.join(snaps, "sensor-s.json")), 15, "a live reading")
+        before = {n: os.stat(os.path.join(snaps, n)).st_mtime_ns for n in os.listdir(snaps)}
+        r = run("tick", "--dry-run")
+        assert r.returncode == 0, r.stderr
+        assert "a dry run over its last sensor readings" in r.stdout and '"signal": 7' in r.stdout
+        assert before == {n: os.stat(os.path.join(snaps, n)).st_mtime_ns for n in os.listdir(snaps)}
+        assert run("tick").returncode == 1  # a real beat still refuses
+    finally:
+        assert t.stop(signal.SIGTERM) == 0

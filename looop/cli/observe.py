@@ -139,19 +139,24 @@ def cmd_log(argv: list[str]) -> int:
         raise UsageError("--since must be >= 0")
     if a.follow and not (a.grep or a.tail is not None or a.json):
         return _follow(d, sid, a.since, raw=a.raw)  # one path, chunk boundaries handled
-    data, offset = sessions.read_log(d, sid, a.since)
+    if a.tail is not None and not a.grep:
+        data, offset = tail_log(d, sid, max(a.tail, 0), a.since)
+    else:
+        data, offset = sessions.read_log(d, sid, a.since)
     text = data.decode("utf-8", "replace") if a.raw else strip_ansi(data)
+    matched = True
     if a.grep:
         try:
             rx = re.compile(a.grep)
         except re.error as e:
             raise UsageError(f"bad --grep regex: {e}") from None
         text = "".join(ln for ln in text.splitlines(keepends=True) if rx.search(ln))
+        matched = bool(text)  # like grep: no match → exit 1
     if a.tail is not None:
         text = "".join(text.splitlines(keepends=True)[-a.tail:] if a.tail > 0 else [])
     if a.json:
         print(jsonio.dumps({"text": text, "offset": offset, "done": not alive(d, sid)}))
-        return 0
+        return 0 if matched else 1
     if a.raw and not a.grep and a.tail is None:
         sys.stdout.buffer.write(data)
     else:
@@ -159,7 +164,23 @@ def cmd_log(argv: list[str]) -> int:
     sys.stdout.flush()
     if a.follow:
         return _follow(d, sid, offset, raw=a.raw)
-    return 0
+    return 0 if matched else 1
+
+
+def tail_log(d: str, sid: str, n: int, since: int = 0) -> tuple[bytes, int]:
+    """The bytes holding the last `n` lines, read backwards from the end in
+    growing windows (a 40 MB log costs a few reads, not the whole file)."""
+    end = sessions.log_end(d, sid)
+    size = 64 << 10
+    while True:
+        start = max(since, end - size)
+        data, offset = sessions.read_log(d, sid, start)
+        clipped = offset - len(data) > start  # asked for bytes already rotated away
+        if start <= since or clipped or data.count(b"\n") > n:
+            if start > since and not clipped and b"\n" in data:
+                data = data[data.index(b"\n") + 1:]  # a partial first line
+            return data, offset
+        size *= 4
 
 
 def _trimmed(snap: dict[str, Any]) -> dict[str, Any]:

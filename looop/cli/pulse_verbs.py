@@ -16,19 +16,10 @@ from looop.store import paths
 
 # -- tick ---------------------------------------------------------------------
 
-def _hold_lock(d: str) -> int:
-    """Take the data dir's lock for the beat (a root holding it → refuse)."""
-    from looop.store import lock
-    try:
-        return lock.take(d)
-    except lock.Held as e:
-        raise AlreadyRunning(f"looop is running for this data dir (pid {e.pid}) — its pulse "
-                             f"beats there; watch it with: looop watch pulse") from None
-
-
 def cmd_tick(argv: list[str]) -> int:
     p = parser("tick", "Run one beat (sense → diff → decide → act → journal) and exit. "
-                       "Refuses while `looop` runs for this data dir. Exit 1 if the beat failed.")
+                       "Refuses while `looop` runs for this data dir (except --dry-run, which then "
+                       "reads the live pulse's last sensor readings). Exit 1 if the beat failed.")
     p.add_argument("--dry-run", action="store_true",
                    help="sense, then print the prompt and world hash; call no runner, execute nothing")
     p.add_argument("--json", action="store_true", help="NDJSON lines (also LOOOP_LOG_FORMAT=json)")
@@ -41,7 +32,17 @@ def cmd_tick(argv: list[str]) -> int:
     out = Printer(json=json_mode(a.json))
     d = paths.data_dir()
     paths.ensure_layout(d)
-    fd = _hold_lock(d)
+    from looop.store import lock
+    read_only = False
+    try:
+        fd: int | None = lock.take(d)
+    except lock.Held as e:
+        if not a.dry_run:
+            raise AlreadyRunning(f"looop is running for this data dir (pid {e.pid}) — its pulse "
+                                 f"beats there; watch it with: looop watch pulse") from None
+        fd, read_only = None, True  # read-only: allowed beside the live loop
+        out.line("info", "tick.read_only", f"looop is running (pid {e.pid}): a dry run over its "
+                 f"last sensor readings, nothing written", pid=e.pid)
     try:
         if not a.dry_run:
             _, created = config.ensure(d)
@@ -51,14 +52,15 @@ def cmd_tick(argv: list[str]) -> int:
             signal.signal(sig, loop._on_signal)
         runner.become_subreaper()
         try:
-            outcome = loop.one_beat(d, out, link=None, dry_run=a.dry_run)
+            outcome = loop.one_beat(d, out, link=None, dry_run=a.dry_run, read_only=read_only)
         except loop.Shutdown:
             return 1
         finally:
             runner.sweep_children()
         return 1 if outcome.failed else 0
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 # -- status -------------------------------------------------------------------

@@ -31,6 +31,7 @@ class Beat:
     out: Any
     link: Any = None
     dry_run: bool = False
+    read_only: bool = False   # a dry run beside a live pulse: its snapshots, no writes
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     def knob(self, key: str) -> float:
@@ -137,7 +138,8 @@ def schedule_line(s: schedules.Schedule, now: float) -> str:
 def run_beat(b: Beat) -> Outcome:
     """Blocks for the beat (sensors + runner deadlines). Never raises a
     LooopError: failures become an Outcome."""
-    events.emit(b.d, "tick_start")
+    if not b.read_only:
+        events.emit(b.d, "tick_start")
     w = observe(b)
     if b.dry_run:
         return _dry_run(b, w)
@@ -173,8 +175,11 @@ def observe(b: Beat) -> World:
     rows = registry.rows(d)
     if not b.dry_run:
         rows = housekeep(d, rows, b.knob("session_ttl"), b.out)
-    readings = sense.sense(d, child_env(b), b.knob("sensor_timeout"),
-                           int(b.knob("sensor_max_bytes")))
+    if b.read_only:  # the live pulse owns snapshots/: read its last readings
+        readings = sense.last_readings(d)
+    else:
+        readings = sense.sense(d, child_env(b), b.knob("sensor_timeout"),
+                               int(b.knob("sensor_max_bytes")))
     secs = time.monotonic() - t0
     for r in readings:
         if r.warning:
@@ -182,7 +187,8 @@ def observe(b: Beat) -> World:
     failed = [r.name for r in readings if not r.ok]
     b.out.line("warn" if failed else "info", "sense", sense.summary(readings, secs),
                dim=not failed, sensors=len(readings), failed=failed, secs=round(secs, 3))
-    events.emit(d, "sense_done", sensors=len(readings), failed=failed)
+    if not b.read_only:
+        events.emit(d, "sense_done", sensors=len(readings), failed=failed)
     from looop.inbox import pending_asks
     w = World(rows, read_text(os.path.join(d, "PLAYBOOK.md")), goals_mod.read_goals(d),
               [(r.name, r.data) for r in readings], asks=pending_asks(d, rows))

@@ -59,7 +59,7 @@ def next_interval(iv: dict[str, float], mode: str, failures: int, nudge: int | N
     return secs, mode
 
 
-def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False) -> Any:
+def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False, read_only: bool = False) -> Any:
     """Load the config and run one beat. A config that does not parse is a
     failed beat (named in the line), not a crash."""
     from looop.errors import LooopError
@@ -73,7 +73,7 @@ def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False) -> Any:
     except LooopError as e:
         out.line("error", "tick.failed", f"decision failed: {e}")
         return Outcome("failed", str(e))
-    return run_beat(Beat(d, cfg, out, link=link, dry_run=dry_run))
+    return run_beat(Beat(d, cfg, out, link=link, dry_run=dry_run, read_only=read_only))
 
 
 CORRUPT_FAILURES = 4  # an unreadable .next-interval: back off as if 4 beats had failed

@@ -36,3 +36,16 @@ def write(d: str, sid: str, brief: str, as_script: bool = False) -> str:
     # rewritten on every start (it is not a policy file)
     write_atomic(path, body, fsync=False)
     return path
+
+
+def script_body(path: str, limit: int = 200) -> str:
+    """A script worker's own commands (the contract comments and blank lines
+    dropped), joined with `; ` — at most `limit` characters ('' if unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(64 << 10)
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    out = "; ".join(lines)
+    return out if len(out) <= limit else out[:limit - 1] + "…"

@@ -1,6 +1,7 @@
 """Owner of `sessions/<id>/`: meta.json, status.json and output.log(.1).
 
-meta.json   — written once at start: id, role, command, cwd, started_at.
+meta.json   — written at start: id, role, command, cwd, started_at; rewritten
+              by each restart of the session (started_at, restarts).
 status.json — rewritten (atomically) on every state change: state, pid of the
               PTY command and its create time, the supervising child's pid,
               exit_code, flagged/note, log_base.
@@ -51,6 +52,12 @@ def read_status(d: str, sid: str) -> dict[str, Any]:
 
 def write_meta(d: str, sid: str, meta: dict[str, Any]) -> None:
     write_atomic(os.path.join(paths.session_dir(d, sid), "meta.json"), jsonio.dumpb(meta), fsync=False)
+
+
+def restarted(meta: dict[str, Any]) -> dict[str, Any]:
+    """meta.json for one more run of the same session: a new start time and
+    `restarts` + 1 (what `ls` shows as the restart count)."""
+    return dict(meta, started_at=rfc3339(), restarts=int(meta.get("restarts") or 0) + 1)
 
 
 def write_status(d: str, sid: str, status: dict[str, Any]) -> None:

@@ -192,6 +192,11 @@ READ_ONLY_OPS)
         sid = paths.check_id(req.get("id", ""), "session")
         if sid in self.kids:
             self._forward(conn, req, "restart")
+            try:  # an in-place restart: one more run (the child records its start)
+                meta = sessions.read_meta(self.d, sid)
+                sessions.write_meta(self.d, sid, dict(meta, restarts=int(meta.get("restarts") or 0) + 1))
+            except OSError:
+                pass  # the count is informational
             return
         meta = sessions.read_meta(self.d, sid)
         if not meta.get("command"):
@@ -204,7 +209,7 @@ READ_ONLY_OPS)
         if self.stopping:
             raise LooopError("looop is shutting down")
         self._forget(sid)  # an explicit restart supersedes a pending one, with a fresh history
-        sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
+        sessions.write_meta(self.d, sid, sessions.restarted(meta))
         spec = self.worker_spec(sid, meta.get("resume") or meta["command"], meta.get("cwd") or self.d,
                                 policy=restart.Policy.from_json(meta.get("restart")))
         self._fork(spec).start_waiters.append(conn)

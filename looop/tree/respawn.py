@@ -118,7 +118,7 @@ class Respawns:
         cmd = meta.get("resume") or meta.get("command")
         if not cmd:
             raise ValueError("no command recorded in meta.json")
-        sessions.write_meta(self.d, sid, dict(meta, started_at=sessions.rfc3339()))
+        sessions.write_meta(self.d, sid, sessions.restarted(meta))
         policy = Policy.from_json(meta.get("restart"))
         self._fork(self.worker_spec(sid, cmd, meta.get("cwd") or self.d,  # type: ignore[attr-defined]
                                     policy=policy))
