@@ -39,6 +39,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "status": ("looop.cli.pulse_verbs", "cmd_status", "pulse, last tick, workers, cost today"),
     "journal": ("looop.cli.pulse_verbs", "cmd_journal", "print the journal"),
     "cost": ("looop.cli.pulse_verbs", "cmd_cost", "spend: today, all, by kind and runner"),
+    "why": ("looop.cli.why", "cmd_why", "explain a move: what changed, the decision, the gate, the outcome"),
     "schedule": ("looop.cli.schedule", "cmd_schedule", "wake the loop at a time: write, list, rm"),
     "doctor": ("looop.cli.service", "cmd_doctor", "check runner, config, data dir, lock, socket, tmux"),
     "systemd": ("looop.cli.service", "cmd_systemd", "print a systemd unit for running looop as a service"),

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looop.errors import LooopError
-from looop.pulse import actions, goals as goals_mod, guards, prompt, runner, sense, surface, worldhash
+from looop.pulse import actions, goals as goals_mod, guards, prompt, runner, sense, surface, why, worldhash
 from looop.pulse.housekeeping import housekeep
-from looop.store import claims, config, cost, events, guardstate, journal, paths, rulestate, schedules
+from looop.store import (claims, config, cost, events, guardstate, journal, paths, rulestate, schedules,
+                         whyrec)
 
 HASH_FILE = ".last-tick-hash"
 DECISION = ".decision.json"
@@ -52,6 +53,9 @@ class Outcome:
     wake_at: float | None = None   # a due time the next sleep must not overshoot
     action: str | None = None  # the validated move, executed or not
     shell: tuple[str, int | None] | None = None  # run_shell: (cmd, exit code)
+    decision: Any = None          # the validated actions.Decision (`looop why`)
+    summary: str | None = None    # what executing it did
+    rejected: str | None = None   # why the decision did not validate
 
     @property
     def failed(self) -> bool:
@@ -90,6 +94,7 @@ class World:
     now: float = field(default_factory=time.time)
     buckets: list[list[Any]] = field(default_factory=list)
     asks: list[tuple[dict[str, Any], bool]] = field(default_factory=list)  # (pending ask, stranded)
+    changes: list[dict[str, Any]] = field(default_factory=list)  # since the last decided beat
 
     @property
     def workers(self) -> list[dict[str, Any]]:
@@ -110,6 +115,12 @@ class World:
             # pending ask ids: a new ask wakes the decider (absent when none: hashes as before)
             + ([("asks", sorted(rec["id"] for rec, _ in self.asks))] if self.asks else []))
 
+    def snapshot(self) -> dict[str, str]:
+        return why.snapshot(self.playbook, [(g.id, g.text) for g in self.goals],
+                            [(n, worldhash.canonical(data)) for n, data in self.readings], self.workers,
+                            [(s.name, "unreadable" if s.error else "due" if s.due(self.now) else "not due")
+                             for s in self.schedules])
+
     def sections(self) -> list[tuple[str, str]]:
         """The guard sections after RECENT JOURNAL, in SPEC §16 order."""
         sh = self.guards.get("shell") or {}
@@ -117,8 +128,9 @@ class World:
                  if sh else "")
         flap = "".join(f"- {n}: its signal changed on each of the last {guards.FLAP_BEATS}+ beats\n"
                        for n in self.flapping)
+        changed = "".join(why.change_line(c) + "\n" for c in self.changes)
         return [("PENDING ASKS", prompt.ask_lines(self.asks, self.now) if self.asks else ""),
-                ("LAST SHELL OUTPUT", shell), ("FLAPPING SENSORS", flap),
+                ("WHAT CHANGED", changed), ("LAST SHELL OUTPUT", shell), ("FLAPPING SENSORS", flap),
                 ("SCHEDULES", "".join(schedule_line(s, self.now) + "\n" for s in self.schedules))]
 
 
@@ -157,8 +169,13 @@ def run_beat(b: Beat) -> Outcome:
         _save_guards(b, w)
         return Outcome("skip", "world unchanged", workers_alive=alive, wake_at=w.wake_at)
     over = _over_budget(b) or _spend_warning(b, w) or _decide_budget(b, w)
+    snap = w.snapshot()
+    w.changes = why.diff(w.guards.get("inputs"), snap)
     o = Outcome("budget", over) if over else \
         _decide_and_act(b, w.prompt(b.d, int(b.knob("prompt_max_bytes"))), w.hash)
+    if o.run_id:  # the runner was called: this beat is the new baseline
+        w.guards["inputs"] = snap
+        _write_why(b, w, o)
     _after_move(b, w, o)
     o.workers_alive = alive or o.acted
     o.wake_at = w.wake_at
@@ -275,6 +292,39 @@ def _spend_warning(b: Beat, w: World) -> None:
     return None
 
 
+def _gate(b: Beat, w: World, o: Outcome) -> dict[str, Any]:
+    """What the move went through on its way: caps, validation, tripwire."""
+    from looop.pulse import tripwire
+    limit = int(b.knob("max_decides_per_hour"))
+    dec = o.decision
+    trip = "n/a"
+    if dec is not None and dec.action == "run_shell":
+        if b.env.get("LOOOP_SHELL_ALLOW_DANGEROUS") == "1":
+            trip = "disabled (LOOOP_SHELL_ALLOW_DANGEROUS=1)"
+        else:
+            hit = tripwire.screen(dec.args.get("cmd", ""))
+            trip = f"refused ({hit})" if hit else "passed"
+    spent = w.guards.get("budget")
+    return {"decide_budget": f"{len(w.guards.get('decides') or [])}/{limit or '∞'} runner calls this hour",
+            "spend": f"warned today ({cost.fmt_usd(spent['spent'])})" if spent else "ok",
+            "tripwire": trip,
+            "validation": "ok" if dec is not None else (o.rejected or "no decision to validate")}
+
+
+def _write_why(b: Beat, w: World, o: Outcome) -> None:
+    dec = o.decision
+    rec = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(w.now)), "changes": w.changes,
+           "decision": None if dec is None else {"action": dec.action, **dec.args, "journal": dec.journal,
+                                                  "next_interval_s": dec.next_interval_s},
+           "gate": _gate(b, w, o),
+           "executed": None if dec is None else {"action": dec.action, "summary": o.summary},
+           "outcome": {"kind": o.kind, "msg": o.msg}}
+    try:
+        whyrec.write(b.d, o.run_id or "", rec)
+    except OSError:
+        pass  # an explanation lost to a full disk must not fail the beat
+
+
 def _after_move(b: Beat, w: World, o: Outcome) -> None:
     """Remember the move for the guards: the noop TTL, the shell output."""
     if o.action == "run_shell" and o.run_id:
@@ -361,20 +411,22 @@ def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outco
     try:
         dec = actions.validate(actions.parse(raw))
     except LooopError as e:
-        journal.append(d, f"rejected decision: {e}")
-        return _fail(b, rid, f"{e} · replay: runs/{rid}")
+        journal.append(d, f"rejected decision: {e}", run=rid)
+        o = _fail(b, rid, f"{e} · replay: runs/{rid}")
+        o.rejected = str(e)
+        return o
     ctx = actions.Ctx(d, b.link, child_env(b), b.out, rdir,
                       b.knob("shell_timeout"))
     shell = (dec.args.get("cmd", ""), None) if dec.action == "run_shell" else None
     try:
         summary = actions.execute(ctx, dec)
     except LooopError as e:
-        journal.append(d, f"failed {dec.action}: {e}")
+        journal.append(d, f"failed {dec.action}: {e}", run=rid)
         o = _fail(b, rid, f"{dec.action}: {e} · replay: runs/{rid}")
-        o.action, o.shell = dec.action, shell and (shell[0], ctx.shell_code)
+        o.action, o.shell, o.decision = dec.action, shell and (shell[0], ctx.shell_code), dec
         return o
     text = actions.journal_text(dec, summary)
-    line = journal.append(d, text)
+    line = journal.append(d, text, run=rid)
     _write_hash(d, h)
     spent = cost.total(d, sid=rid)
     tail = f" · {cost.fmt_usd(spent)}" if spent > 0 else ""
@@ -384,7 +436,7 @@ def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outco
     events.emit(d, "decided", run=rid, action=dec.action, journal=text)
     return Outcome("ok", msg, acted=actions.ACTIONS[dec.action].acts,
                    nudge=actions.clamp_interval(dec.next_interval_s), run_id=rid, action=dec.action,
-                   shell=shell and (shell[0], ctx.shell_code))
+                   shell=shell and (shell[0], ctx.shell_code), decision=dec, summary=summary)
 
 
 def _call_runner(b: Beat, cmd: str, name: str, rid: str, rdir: str, prompt_path: str) -> runner.Result:

@@ -1,4 +1,5 @@
-"""Owner of `journal.md`: one line per move, `- YYYY-MM-DD HH:MM <text>`.
+"""Owner of `journal.md`: one line per move, `- YYYY-MM-DD HH:MM <text>`,
+ending ` · run <run-id>` when a beat's move wrote it (`looop why <run-id>`).
 
 Appended with a single write per line (looop.store.atomic.append_line), so a
 crash never leaves half a line and a concurrent reader never sees one. The
@@ -25,10 +26,10 @@ def one_line(text: str, limit: int = MAX_TEXT) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def append(d: str, text: str, now: float | None = None) -> str:
+def append(d: str, text: str, now: float | None = None, run: str | None = None) -> str:
     """Append one entry; returns the line written (without newline)."""
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(now))
-    line = f"- {stamp} {one_line(text) or '(no text)'}"
+    line = f"- {stamp} {one_line(text) or '(no text)'}" + (f" · run {run}" if run else "")
     append_line(path(d), line)
     return line
 
