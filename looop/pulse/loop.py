@@ -59,6 +59,20 @@ def next_interval(iv: dict[str, float], mode: str, failures: int, nudge: int | N
     return secs, mode
 
 
+# The pulse's inbox notifier thread (looop.pulse.notifier), set by cmd_pulse.
+_WATCHER: Any = None
+
+
+def _notify_env(d: str) -> dict[str, str]:
+    from looop.store import paths
+    return {**{k: v for k, v in os.environ.items() if k != "LOOOP_PULSE_FD"},
+            "LOOOP_BIN": paths.looop_bin(), "LOOOP_DATA_DIR": d, "LOOOP_CONFIG": paths.config_path(d)}
+
+
+def _spared() -> set[int]:
+    return set(_WATCHER.spawned) if _WATCHER is not None else set()
+
+
 def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False, read_only: bool = False) -> Any:
     """Load the config and run one beat. A config that does not parse is a
     failed beat (named in the line), not a crash."""
@@ -73,7 +87,14 @@ def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False, read_onl
     except LooopError as e:
         out.line("error", "tick.failed", f"decision failed: {e}")
         return Outcome("failed", str(e))
-    return run_beat(Beat(d, cfg, out, link=link, dry_run=dry_run, read_only=read_only))
+    outcome = run_beat(Beat(d, cfg, out, link=link, dry_run=dry_run, read_only=read_only))
+    if _WATCHER is None and not dry_run and not read_only:  # `looop tick`: no notifier thread, one check per beat
+        from looop.pulse.notifier import Watcher
+        try:
+            Watcher(d, out, _notify_env(d)).check()
+        except Exception as e:  # noqa: BLE001 - notifying is never fatal
+            out.line("error", "notify.crashed", f"inbox check failed: {e!r}")
+    return outcome
 
 
 CORRUPT_FAILURES = 4  # an unreadable .next-interval: back off as if 4 beats had failed
@@ -135,6 +156,10 @@ def cmd_pulse(argv: list[str]) -> int:
         runner.become_subreaper()
         d = paths.data_dir()
         link = Link.from_env()
+        global _WATCHER
+        from looop.pulse.notifier import Watcher
+        _WATCHER = Watcher(d, out, _notify_env(d))
+        _WATCHER.start()
         failures = _load_failures(d, out)
         out.line("info", "pulse.start", f"pulse up (pid {os.getpid()}) · {d}", pid=os.getpid(), data_dir=d)
         events.emit(d, "pulse_start", pid=os.getpid())
@@ -143,6 +168,8 @@ def cmd_pulse(argv: list[str]) -> int:
     except Shutdown:
         return 0
     finally:
+        if _WATCHER is not None:
+            _WATCHER.stop.set()
         runner.sweep_children()
 
 
@@ -151,13 +178,15 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     from looop.pulse import runner
     from looop.pulse.beat import Outcome
     from looop.store import config
+    if _WATCHER is not None:
+        _WATCHER.woke.clear()  # this beat sees every ask there is now
     try:
         outcome = one_beat(d, out, link)
     except Exception as e:  # noqa: BLE001 - a beat bug must not become a crash loop
         out.line("error", "tick.failed", f"beat crashed: {e!r}")
         outcome = Outcome("failed", f"beat crashed: {e!r}")
     finally:
-        runner.sweep_children()
+        runner.sweep_children(keep=_spared())
     failures = failures + 1 if outcome.failed else 0
     try:
         cfg = config.load(d)
@@ -174,11 +203,20 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     out.line("info", "cadence", f"next beat in {secs:g}s ({mode}){extra}", dim=True,
              interval_s=secs, mode=mode, failures=failures)
     if link is not None:
-        link.notify(f"{outcome.kind}: {outcome.msg}"[:180] + f" · next in {secs:g}s")
+        link.notify(_inbox_status(d) + f"{outcome.kind}: {outcome.msg}"[:160] + f" · next in {secs:g}s")
         if link.broken:
             out.line("error", "pulse.link_lost", "lost the link to the root — exiting so it restarts the pulse")
             raise SystemExit(3)
     return _sleep(d, link, secs, out, failures, before)
+
+
+def _inbox_status(d: str) -> str:
+    """`inbox N · ` for the STATUS line (systemctl status shows it)."""
+    try:
+        from looop.inbox import collect
+        return f"inbox {len(collect(d))} · "
+    except Exception:  # noqa: BLE001 - a status line is never worth a crash
+        return ""
 
 
 def policy_signature(d: str) -> tuple:
@@ -221,7 +259,10 @@ def _sleep(d: str, link: Any, secs: float, out: Any, failures: int, before: tupl
         left = deadline - time.monotonic()
         if woke or left <= 0:
             return failures
-        step = min(left, POLL) if before is not None else left
+        if _WATCHER is not None and _WATCHER.woke.is_set() and not failures:
+            _WATCHER.woke.clear()  # a new ask: the decider sees it now
+            return failures
+        step = min(left, POLL) if before is not None or _WATCHER is not None else left
         link.sleep(step) if link is not None else time.sleep(step)
         if before is not None and policy_signature(d) != before:
             out.line("info", "cadence.cut", "PLAYBOOK or goals edited — backoff cut, beating now")

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import IO, Any, Mapping, Sequence
+from typing import IO, Any, Collection, Mapping, Sequence
 
 KILL_GRACE = 1.0
 
@@ -66,14 +66,24 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
-def sweep_children() -> list[int]:
+def sweep_children(keep: Collection[int] = ()) -> list[int]:
     """Kill and reap every child of this process (the pulse is a subreaper, so
-    setsid'd grandchildren of runners land here). Returns the pids swept."""
+    setsid'd grandchildren of runners land here), except the processes in
+    `keep` and their descendants (the inbox notifier's commands, which own
+    their deadline). Returns the pids swept."""
     import psutil
     try:
         kids = psutil.Process().children(recursive=True)
     except psutil.Error:
         return []
+    if keep:
+        spared = set(keep)
+        for pid in list(spared):
+            try:
+                spared.update(c.pid for c in psutil.Process(pid).children(recursive=True))
+            except psutil.Error:
+                pass
+        kids = [p for p in kids if p.pid not in spared]
     for p in kids:
         try:
             p.kill()

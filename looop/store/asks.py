@@ -208,7 +208,7 @@ def wait_answer(d: str, aid: str, timeout: float) -> dict[str, Any] | None:
     path = _answer_path(d, aid)
     os.makedirs(answers_dir(d), exist_ok=True)
     deadline = time.monotonic() + timeout
-    with _DirWatch(answers_dir(d)) as w:
+    with DirWatch(answers_dir(d)) as w:
         while True:
             rec = _load(path)
             if rec is not None and isinstance(rec.get("answer"), str):
@@ -219,7 +219,7 @@ def wait_answer(d: str, aid: str, timeout: float) -> dict[str, Any] | None:
             w.wait(min(left, 1.0 if w.fd is not None else 0.25))
 
 
-class _DirWatch:
+class DirWatch:
     """inotify on one directory through libc (no dependency); a no-op
     object (fd None) where that is unavailable, and the caller polls."""
 
@@ -253,7 +253,7 @@ class _DirWatch:
             except BlockingIOError:
                 pass
 
-    def __enter__(self) -> "_DirWatch":
+    def __enter__(self) -> "DirWatch":
         return self
 
     def __exit__(self, *_: Any) -> None:
