@@ -46,6 +46,20 @@ def _proc_titles() -> Iterable[tuple[int, Title]]:
                 yield int(name), t
 
 
+def activity_of(d: str, sid: str) -> str | None:
+    """A live worker's activity state from its child's title alone (one
+    /proc read: cheap enough to poll), None if it is not live."""
+    pid = sessions.read_status(d, sid).get("child_pid")
+    try:
+        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
+            raw = f.read(4096)
+    except (OSError, TypeError, ValueError):
+        return next((r["activity"]["state"] for r in rows(d) if r["id"] == sid and r.get("activity")),
+                    None) if not os.path.isdir("/proc/self") else None
+    t = parse_title(" ".join(x for x in raw.decode("utf-8", "replace").split("\0") if x))
+    return t.activity if t is not None and t.sid == sid and t.data_dir == d else None
+
+
 def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
     """The `ls --json` objects: pulse first, then workers by id."""
     live: dict[tuple[str, str], tuple[int, Title]] = {}

@@ -168,3 +168,44 @@ def test_a_pending_ask_is_the_strongest_evidence(tree, data_dir):
     wait_until(lambda: "got main" in run("log", "w4").stdout, 10, "the answer delivered")
     a = wait_activity("w4", "ready")
     assert a["evidence"]["source"] == "timing"
+
+
+# -- steering that checks it landed ---------------------------------------------
+
+def test_send_verify_wait_until_and_expect_past_the_echo(tree, data_dir, tmp_path):
+    tui_runner(data_dir, str(tmp_path / "ctl"))
+    run("start-session", "s1", "b", "fake", check=True)
+    assert run("wait", "s1", "--until", "ready", "--timeout", "15s").returncode == 0
+    r = run("send", "s1", "--verify", "--json", "ping", "42", check=True)
+    assert json.loads(r.stdout) == {"ok": True, "delivered": True, "echoed": True, "activity_after": "ready"}
+    # the fake drew it bracketed (mode 2004) and answered; expect finds the answer...
+    run("expect", "s1", r"answered: ping", "--timeout", "10s", check=True)
+    # ...on the screen too, where the input box no longer holds the text
+    assert run("expect", "s1", "ping 42", "--screen", "--timeout", "5s", check=True).returncode == 0
+    # wait --until a state, and its timeout
+    run("send", "s1", "work", "3", check=True)
+    assert run("wait", "s1", "--until", "working", "--timeout", "10s").returncode == 0
+    r = run("wait", "s1", "--until", "asking", "--timeout", "300ms")
+    assert r.returncode == 124 and "looop wait: s1 is working, not asking, after 300ms" in r.stderr
+    assert run("wait", "s1", "--until", "ready", "--timeout", "15s").returncode == 0
+    # a program that ignores its input: not accepted, one line, exit 1
+    run("send", "s1", "deaf", check=True)
+    r = run("send", "s1", "--verify", "--timeout", "1s", "hello?")
+    assert r.returncode == 1
+    assert r.stderr.strip() == "looop send: input not accepted by s1 (screen unchanged after 1s)"
+    r = run("wait", "s1", "--until", "thinking")
+    assert r.returncode == 1 and r.stderr.strip() == (
+        "looop wait: unknown --until 'thinking' (one of: ready, asking, working, limited, stuck, exit)")
+
+
+def test_expect_right_after_send_skips_the_echo(tree, data_dir):
+    tree.start("e1", "exec sleep 300")          # the tty echoes; nothing answers
+    run("send", "e1", "marker-123", check=True)
+    r = run("expect", "e1", "marker-123", "--timeout", "500ms")
+    assert r.returncode == 124, r.stdout          # only the echo holds it
+    r = run("expect", "e1", "marker-123", "--screen", "--timeout", "500ms")
+    assert r.returncode == 124, r.stdout
+    tree.start("e2", 'while read -r l; do echo "re:$l"; done')
+    run("send", "e2", "abc", check=True)
+    assert run("expect", "e2", "^re:abc", "--timeout", "10s", check=True).stdout.strip() == "re:abc"
+    assert run("expect", "e2", "abc", "--timeout", "10s", check=True).returncode == 0  # the answer has it

@@ -236,7 +236,8 @@ def cmd_shot(argv: list[str]) -> int:
 
 
 def cmd_expect(argv: list[str]) -> int:
-    p = parser("expect", "Block until REGEX matches the output (or the screen). Exit 124 on timeout.")
+    p = parser("expect", "Block until REGEX matches the output (or the screen). Exit 124 on timeout. "
+                         "Right after a `send`, never inside the echo of the text just sent.")
     session_arg(p)
     p.add_argument("regex")
     p.add_argument("--timeout", default="30s")
@@ -252,7 +253,14 @@ def cmd_expect(argv: list[str]) -> int:
     except re.error as e:
         raise UsageError(f"bad regex: {e}") from None
     deadline = time.monotonic() + duration(a.timeout)
-    end = sessions.log_end(d, sid) if a.from_now else (a.since or 0)
+    # right after a `send`: the log from the end of its echo on; the screen
+    # without the echo itself (on the row it was typed on). A finished
+    # session's old output stays searchable from the start.
+    sent = sessions.read_sent(d, sid) if a.since is None and not a.from_now and alive(d, sid) else {}
+    echo = str(sent.get("text") or "") if a.screen else ""
+    echo_row = sent.get("row") if isinstance(sent.get("row"), int) else -1
+    end = sessions.log_end(d, sid) if a.from_now else (a.since if a.since is not None
+                                                       else int(sent.get("offset") or 0))
     seen = b""
     while True:
         live = alive(d, sid)  # before reading: a session that ended has logged everything
@@ -263,7 +271,7 @@ def cmd_expect(argv: list[str]) -> int:
             data, end = sessions.read_log(d, sid, end)  # only the new bytes
             seen += data
             hay = seen.decode("utf-8", "replace") if a.raw else strip_ansi(seen)
-        m = rx.search(hay)
+        m = first_outside(rx, hay, echo, echo_row if a.screen else -1)
         if m:
             if a.json:
                 print(jsonio.dumps({"match": m.group(0), "groups": list(m.groups()), "offset": end}))
@@ -277,13 +285,36 @@ def cmd_expect(argv: list[str]) -> int:
         time.sleep(POLL)
 
 
+def first_outside(rx: "re.Pattern[str]", hay: str, echo: str, row: int) -> "re.Match[str] | None":
+    """The first match of `rx` not inside the echo: the occurrence of `echo`
+    on screen row `row` (of the newline-joined screen `hay`)."""
+    at = -1
+    if echo and row >= 0:
+        start = sum(len(ln) + 1 for ln in hay.split("\n")[:row])
+        end = hay.find("\n", start)
+        at = hay.find(echo, start, len(hay) if end < 0 else end)
+    for m in rx.finditer(hay):
+        if at < 0 or not (at <= m.start() and m.end() <= at + len(echo)):
+            return m
+    return None
+
+
+UNTIL = ("ready", "asking", "working", "limited", "stuck", "exit")
+
+
 def cmd_wait(argv: list[str]) -> int:
-    p = parser("wait", "Block until the session exits; exit with its code (124 on timeout).")
+    p = parser("wait", "Block until the session exits (exit with its code) or, with --until, "
+                       "its activity reaches a state (exit 0); 124 on timeout.")
     session_arg(p)
     p.add_argument("--timeout", help="give up after this long (default: wait forever)")
+    p.add_argument("--until", default="exit", metavar="STATE", help=" | ".join(UNTIL) + " (default exit)")
     a = p.parse_args(argv)
+    if a.until not in UNTIL:
+        raise UsageError(f"unknown --until {a.until!r} (one of: {', '.join(UNTIL)})")
     d, sid = target(a.id)
     deadline = time.monotonic() + duration(a.timeout) if a.timeout else None
+    if a.until != "exit":
+        return _wait_activity(d, sid, a.until, deadline, a.timeout)
     while alive(d, sid):
         if deadline is not None and time.monotonic() >= deadline:
             raise Timeout(f"{sid} still running after {a.timeout}")
@@ -294,6 +325,19 @@ def cmd_wait(argv: list[str]) -> int:
         raise LooopError(f"session {sid} ended without an exit code "
                          f"(state {st.get('state') or 'unknown'} on disk: was its looop killed?)")
     return code
+
+
+def _wait_activity(d: str, sid: str, until: str, deadline: float | None, shown: str | None) -> int:
+    from looop.registry import activity_of
+    while True:
+        now = activity_of(d, sid)
+        if now == until:
+            return 0
+        if now is None and not alive(d, sid):
+            raise LooopError(f"session {sid} ended before it was {until}")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise Timeout(f"{sid} is {now or 'not live'}, not {until}, after {shown}")
+        time.sleep(POLL)
 
 
 def cmd_wait_idle(argv: list[str]) -> int:

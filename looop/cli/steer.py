@@ -50,14 +50,21 @@ def longest_line(text: str) -> int:
 
 def cmd_send(argv: list[str]) -> int:
     import sys
-    p = parser("send", "Type text into a worker, then Enter (unless -n). `-` reads the text from "
-                       "stdin (any size; one trailing newline becomes the Enter). A line longer "
+    from looop import registry, steering
+    from looop.cli.args import duration
+    from looop.store import sessions
+    p = parser("send", "Type text into a worker as a paste (bracketed when the program enabled it), "
+                       "then Enter once the paste is on its screen (unless -n). `-` reads the text "
+                       "from stdin (any size; one trailing newline becomes the Enter). A line longer "
                        f"than {LINE_MAX} bytes into a program reading lines (canonical mode) is "
                        "refused, since the terminal would cut it; nothing is typed then.")
     session_arg(p)
     p.add_argument("text", nargs="+", help="words are joined with spaces; `-` = read stdin")
     p.add_argument("-n", action="store_true", help="do not press Enter")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--verify", action="store_true",
+                   help="exit 1 unless the screen or the activity moved within --timeout")
+    p.add_argument("--timeout", default="5s", help="for --verify (default 5s)")
+    p.add_argument("--json", action="store_true", help='{"ok", "delivered", "echoed", "activity_after"}')
     a = p.parse_args(argv)
     if a.text == ["-"]:
         raw = sys.stdin.buffer.read()
@@ -69,23 +76,26 @@ def cmd_send(argv: list[str]) -> int:
             text = text[:-1]
     else:
         text = " ".join(a.text)
-    enter = "" if a.n else "\r"
-    sid = paths.check_id(a.id, "session")
-    with control.Client(paths.data_dir(), timeout=30.0) as c:
+    timeout = duration(a.timeout)
+    sid, d = paths.check_id(a.id, "session"), paths.data_dir()
+    with control.Client(d, timeout=30.0) as c:
         probe = c.call("input", id=sid, data="")
-        n = longest_line(text + enter)
+        n = longest_line(text + ("" if a.n else "\r"))
         if probe.get("canonical") and n > LINE_MAX:
             raise UsageError(f"line of {n} bytes exceeds the terminal's {LINE_MAX}-byte line limit "
                              f"(canonical mode); nothing was sent — split the line, or have the "
                              f"program read a file")
-        reply = probe
-        pieces = frames(sid, text) or [""]
-        for i, piece in enumerate(pieces):
+
+        def paste() -> None:
             # multi-line text goes in as a bracketed paste if the program asked
-            # (mode 2004): one paste per frame; Enter after the last
-            reply = c.call("input", id=sid, data=piece, how="paste",
-                           suffix=enter if i == len(pieces) - 1 else "")
-    return _emit(a, {k: v for k, v in reply.items() if k != "canonical"})
+            # (mode 2004): one paste per frame; the Enter comes separately
+            for piece in frames(sid, text):
+                c.call("input", id=sid, data=piece, how="paste")
+
+        r = steering.deliver(c.call, sid, text, enter=not a.n, verify=a.verify, timeout=timeout,
+                             activity=lambda: registry.activity_of(d, sid), paste=paste,
+                             sent=lambda t, row: sessions.write_sent(d, sid, t, row))
+    return _emit(a, r)
 
 
 def cmd_key(argv: list[str]) -> int:

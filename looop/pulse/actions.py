@@ -318,8 +318,16 @@ def _start_worker(ctx: Ctx, a: dict[str, Any]) -> str:
 
 
 def _steer(ctx: Ctx, a: dict[str, Any]) -> str:
-    _need_link(ctx, "steer_session").call("input", id=a["id"], data=a["input"] + "\r")
-    return f"steered {a['id']}: {a['input']}"
+    """The verified path (looop.steering): paste, Enter once it shows, then
+    check the screen or activity moved; not accepted → LooopError (journaled)."""
+    from looop import registry, steering
+    from looop.store import sessions
+    sid = a["id"]
+    r = steering.deliver(_need_link(ctx, "steer_session").call, sid, a["input"], verify=True,
+                         activity=lambda: registry.activity_of(ctx.d, sid),
+                         sent=lambda text, row: sessions.write_sent(ctx.d, sid, text, row))
+    how = "echoed" if r["echoed"] else "not echoed"
+    return f"steered {sid}: {a['input']} (accepted, {how}, now {r['activity_after'] or 'unknown'})"
 
 
 def _send_key(ctx: Ctx, a: dict[str, Any]) -> str:
@@ -409,7 +417,8 @@ ACTIONS: dict[str, Action] = {
                            optional=(("command", "command"), ("restart", "str"),
                                      ("max_restarts", "str"))),
     "steer_session": Action((("id", "session"), ("input", "str")), _steer,
-                            "type a line (+ Enter) into a live worker"),
+                            "type a line (+ Enter) into a live worker; checked that it landed",
+                            keeps_summary=True),
     "send_key": Action((("id", "session"), ("keys", "keys")), _send_key,
                        "named keys (Enter, Esc, C-c, Up…) to a live worker"),
     "restart_session": Action((("id", "session"),), _restart,

@@ -5,6 +5,9 @@ meta.json   — written at start: id, role, command, cwd, started_at; rewritten
 status.json — rewritten (atomically) on every state change: state, pid of the
               PTY command and its create time, the supervising child's pid,
               exit_code, flagged/note, log_base.
+sent.json   — the last `send`: {"text", "offset", "row", "ts"}, `offset` the log
+              end once its echo was on the screen, `row` the screen row it was
+              typed on (so `expect` skips the echo).
 output.log  — raw PTY bytes. Rotated at LOOOP_LOG_MAX_BYTES into output.log.1;
               `log_base` counts bytes rotated away so offsets stay monotonic.
 """
@@ -64,6 +67,18 @@ def write_status(d: str, sid: str, status: dict[str, Any]) -> None:
     now = time.time()  # updated_ts: sub-second, for due times (`every:` after the end)
     status = dict(status, updated_at=rfc3339(now), updated_ts=round(now, 3))
     write_atomic(os.path.join(paths.session_dir(d, sid), "status.json"), jsonio.dumpb(status), fsync=False)
+
+
+def write_sent(d: str, sid: str, text: str, row: int | None = None) -> None:
+    """Record a send (after its paste showed): the log end now, the text and
+    the screen row it was typed on."""
+    rec = {"text": text, "offset": log_end(d, sid), "row": row, "ts": rfc3339()}
+    write_atomic(os.path.join(paths.session_dir(d, sid), "sent.json"), jsonio.dumpb(rec), fsync=False)
+
+
+def read_sent(d: str, sid: str) -> dict[str, Any]:
+    rec = jsonio.load_file(os.path.join(paths.session_dir(d, sid), "sent.json"), {}) or {}
+    return rec if isinstance(rec, dict) and isinstance(rec.get("offset"), int) else {}
 
 
 def list_ids(d: str) -> list[str]:

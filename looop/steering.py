@@ -1,0 +1,82 @@
+"""Steering that checks it landed (SPEC §15): type a line into a live worker
+as a paste, press Enter only once the paste is on its screen, and — verified
+— confirm that the screen or the activity moved afterwards.
+
+Shared by `looop send` and the pulse's `steer_session`; both pass their own
+`call(op, **args)` (the control socket, or the pulse's link), so this module
+never reaches the tree except through those ops (`input`, `shot`).
+Blocks up to about 2 × `timeout`, polling every POLL seconds.
+
+The last send is recorded (sessions.write_sent: the log offset once the
+Enter went in, and the text) so `expect` right after it never matches inside
+the echo of the text just sent.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from looop.errors import LooopError
+
+Call = Callable[..., dict[str, Any]]
+POLL = 0.05
+ECHO_MAX = 2.0        # wait at most this long for the paste to show before pressing Enter
+
+
+class NotAccepted(LooopError):
+    """`send --verify`: neither the screen nor the activity moved."""
+
+
+def _screen(call: Call, sid: str) -> tuple[str, Any]:
+    snap = call("shot", id=sid)["screen"]
+    return "\n".join(ln.rstrip() for ln in snap["lines"]), (snap["cursor"]["x"], snap["cursor"]["y"])
+
+
+def on_screen(text: str, screen: str) -> bool:
+    """Is (the end of) `text` visible? Whitespace and wrapping ignored: an
+    input box may wrap or cut a long line, so the last 24 characters count."""
+    want = "".join(text.split())[-24:]
+    return bool(want) and want in "".join(screen.split())
+
+
+def deliver(call: Call, sid: str, text: str, *, enter: bool = True, verify: bool = False,
+            timeout: float = 5.0, activity: Callable[[], str | None] = lambda: None,
+            sent: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    """Paste `text`, wait (≤ ECHO_MAX) for it on the screen, then Enter.
+
+    Returns {"delivered", "echoed", "activity_after"}. With `verify`, raises
+    NotAccepted unless the screen or the activity changed within `timeout`
+    of the Enter. `activity()` reads the worker's activity state; `sent(text,
+    row)` records the send (and the screen row it was typed on) for `expect`;
+    `paste()`, if given, types the text instead of one `input` op (the CLI
+    cuts a big text into frames)."""
+    before, _ = _screen(call, sid)
+    act_before = activity()
+    if paste is None:
+        call("input", id=sid, data=text, how="paste")  # bracketed by the child if the program asked
+    else:
+        paste()
+    echoed = _wait(lambda: on_screen(text, _screen(call, sid)[0]), min(ECHO_MAX, timeout))
+    typed, cursor = _screen(call, sid)
+    if sent is not None:
+        sent(text, cursor[1])  # before the Enter: whatever it brings comes after the mark
+    if enter:
+        call("input", id=sid, data="\r")
+    moved = True
+    if verify:
+        ref = typed if enter else before
+        moved = _wait(lambda: _screen(call, sid)[0] != ref or activity() != act_before, timeout)
+    out = {"ok": True, "delivered": True, "echoed": echoed, "activity_after": activity()}
+    if verify and not moved:
+        raise NotAccepted(f"input not accepted by {sid} (screen unchanged after {timeout:g}s)")
+    return out
+
+
+def _wait(cond: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if cond():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL)
