@@ -41,7 +41,7 @@ def on_screen(text: str, screen: str) -> bool:
 
 def deliver(call: Call, sid: str, text: str, *, enter: bool = True, verify: bool = False,
             timeout: float = 5.0, activity: Callable[[], str | None] = lambda: None,
-            sent: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+            sent: Callable[[str | None, int], None] | None = None) -> dict[str, Any]:
     """Paste `text`, wait (≤ ECHO_MAX) for it on the screen, then Enter.
 
     Returns {"delivered", "echoed", "activity_after"}. With `verify`, raises
@@ -58,8 +58,8 @@ def deliver(call: Call, sid: str, text: str, *, enter: bool = True, verify: bool
         paste()
     echoed = _wait(lambda: on_screen(text, _screen(call, sid)[0]), min(ECHO_MAX, timeout))
     typed, cursor = _screen(call, sid)
-    if sent is not None:
-        sent(text, cursor[1])  # before the Enter: whatever it brings comes after the mark
+    if sent is not None:  # before the Enter: whatever it brings comes after the mark
+        sent(text if enter else None, cursor[1])  # no Enter: what was typed is the content
     if enter:
         call("input", id=sid, data="\r")
     moved = True

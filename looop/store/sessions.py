@@ -69,11 +69,18 @@ def write_status(d: str, sid: str, status: dict[str, Any]) -> None:
     write_atomic(os.path.join(paths.session_dir(d, sid), "status.json"), jsonio.dumpb(status), fsync=False)
 
 
-def write_sent(d: str, sid: str, text: str, row: int | None = None) -> None:
+def write_sent(d: str, sid: str, text: str | None, row: int | None = None) -> None:
     """Record a send (after its paste showed): the log end now, the text and
-    the screen row it was typed on."""
+    the screen row it was typed on. `text` None forgets the last one."""
+    path = os.path.join(paths.session_dir(d, sid), "sent.json")
+    if text is None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        return
     rec = {"text": text, "offset": log_end(d, sid), "row": row, "ts": rfc3339()}
-    write_atomic(os.path.join(paths.session_dir(d, sid), "sent.json"), jsonio.dumpb(rec), fsync=False)
+    write_atomic(path, jsonio.dumpb(rec), fsync=False)
 
 
 def read_sent(d: str, sid: str) -> dict[str, Any]:

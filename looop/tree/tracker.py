@@ -31,14 +31,13 @@ class Tracker:
         self.ask: str | None = None
         self.verdict = A.Verdict("starting", {"source": "timing", "text": "no settled screen yet"})
         self.since = time.time()               # wall clock: shown to people
-        self.looked = False                    # evaluated since the last output?
+        self.last_look: float | None = None
 
     def on_output(self, now: float) -> None:
         """Output arrived (the output path: keep this trivial)."""
         self.last_output = now
         if self.burst is None:
             self.burst = now
-        self.looked = False
 
     def restart(self, now: float) -> None:
         """A new command in the same session: start over."""
@@ -47,8 +46,11 @@ class Tracker:
     def due(self) -> float | None:
         """The next monotonic time `evaluate` should run, or None."""
         if self.burst is not None:
-            # first look one settle into a burst, then one settle after the last byte
-            return (self.burst if not self.looked else self.last_output or self.burst) + self.settle
+            # first look one settle into a burst, then every settle while it
+            # flows, and once it has been quiet for settle
+            if self.last_look is None or self.last_look < self.burst:
+                return self.burst + self.settle
+            return min(self.last_look, self.last_output or self.burst) + self.settle
         if self.verdict.state in ("starting", "working", "ready"):
             base = max(t for t in (self.last_output, self.last_change, self.started) if t is not None)
             at = base + self.stuck
@@ -73,12 +75,15 @@ class Tracker:
                 self.digest = digest
                 self.last_change = self.last_output if self.last_output is not None else now
             self.burst = None
-        self.looked = True
+        self.last_look = now
         f = A.Facts(now=now, started=self.started, last_output=self.last_output,
                     last_change=self.last_change, settle=self.settle, stuck=self.stuck,
                     lines=lines, cursor=cursor, ask=ask if ask is not None else self.ask,
                     flagged=flagged, note=note, event=self.event, wall=datetime.now().astimezone())
         v = A.classify(f, self.patterns)
+        if (not settled and v.state == "working" and v.evidence.get("source") == "timing"
+                and self.burst is not None and now - self.burst < 2 * self.settle):
+            return None  # a short burst (typing echo, one redraw) is not yet "working"
         if self.event is not None and v.evidence.get("source") != "event" and not A._event_holds(f):
             self.event = None  # lapsed: output resumed after it
         old = self.verdict
