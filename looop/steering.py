@@ -41,7 +41,8 @@ def on_screen(text: str, screen: str) -> bool:
 
 def deliver(call: Call, sid: str, text: str, *, enter: bool = True, verify: bool = False,
             timeout: float = 5.0, activity: Callable[[], str | None] = lambda: None,
-            sent: Callable[[str | None, int], None] | None = None) -> dict[str, Any]:
+            sent: Callable[[str | None, int], None] | None = None,
+            paste: Callable[[], None] | None = None) -> dict[str, Any]:
     """Paste `text`, wait (≤ ECHO_MAX) for it on the screen, then Enter.
 
     Returns {"delivered", "echoed", "activity_after"}. With `verify`, raises
