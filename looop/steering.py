@@ -57,16 +57,29 @@ def deliver(call: Call, sid: str, text: str, *, enter: bool = True, verify: bool
         call("input", id=sid, data=text, how="paste")  # bracketed by the child if the program asked
     else:
         paste()
-    echoed = _wait(lambda: on_screen(text, _screen(call, sid)[0]), min(ECHO_MAX, timeout))
-    typed, cursor = _screen(call, sid)
+    gone = object()  # the session ended under the paste (a reader that was done)
+
+    def now() -> Any:
+        try:
+            return _screen(call, sid)
+        except LooopError:
+            return gone
+    echoed = _wait(lambda: (sc := now()) is gone or on_screen(text, sc[0]), min(ECHO_MAX, timeout))
+    typed = now()
+    if typed is gone:
+        echoed = False
+        if enter:
+            call("input", id=sid, data="\r")  # raises the clear "not running" line
+        return {"ok": True, "delivered": True, "echoed": False, "activity_after": None}
     if sent is not None:  # before the Enter: whatever it brings comes after the mark
-        sent(text if enter else None, cursor[1])  # no Enter: what was typed is the content
+        sent(text if enter else None, typed[1][1])  # no Enter: what was typed is the content
     if enter:
         call("input", id=sid, data="\r")
     moved = True
     if verify:
-        ref = typed if enter else before
-        moved = _wait(lambda: _screen(call, sid)[0] != ref or activity() != act_before, timeout)
+        ref = typed[0] if enter else before
+        moved = _wait(lambda: (sc := now()) is gone or sc[0] != ref or activity() != act_before,
+                      timeout)
     out = {"ok": True, "delivered": True, "echoed": echoed, "activity_after": activity()}
     if verify and not moved:
         raise NotAccepted(f"input not accepted by {sid} (screen unchanged after {timeout:g}s)")
