@@ -170,3 +170,19 @@ def test_tick_dry_run_beside_the_live_loop_is_read_only(data_dir):
         assert run("tick").returncode == 1  # a real beat still refuses
     finally:
         assert t.stop(signal.SIGTERM) == 0
+
+
+def test_start_session_refuses_a_runner_whose_program_is_missing(tree):
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no claude here
+    r = run("start-session", "c1", "hello", "claude", env=env)
+    assert r.returncode == 1 and r.stderr.startswith("looop start-session: runner 'claude': `claude` not found on PATH")
+    assert not any(x["id"] == "c1" for x in ls())
+
+
+def test_status_cost_is_a_float_and_one_worker_is_singular(data_dir):
+    r = run("status", "--json", check=True)
+    assert isinstance(json.loads(r.stdout)["cost_today_usd"], float)
+    t = Tree(data_dir)
+    t.start("only", "sleep 30")
+    assert t.stop(signal.SIGTERM) == 0
+    assert "stopped 1 worker (only)" in t.output()

@@ -118,3 +118,13 @@ def test_completion_in_a_real_terminal(sh, tree, tmp_path):
             wait_until(lambda: line().rstrip() == "z#", 5, "the line to clear")
     finally:
         kill_tmux(sock)
+
+
+def test_bash_completion_offers_values(data_dir):
+    from looop.cli.completion import KEY_NAMES
+    assert "Enter" in bash_complete(["looop", "key", "w1", ""]) and "C-c" in bash_complete(["looop", "key", "w", "Up", "C-"])
+    assert sorted(bash_complete(["looop", "shot", "w", "--format", ""])) == ["ansi", "json", "plain"]
+    assert sorted(bash_complete(["looop", "cost", ""])) == ["all", "today"]
+    runners = bash_complete(["looop", "start-session", "w", "the brief", ""])
+    assert {"claude", "codex", "pi", "rules"} <= set(runners)
+    assert set(KEY_NAMES.split()) >= {"Enter", "Tab", "Esc"}

@@ -78,6 +78,55 @@ def table() -> list[tuple[str, str, list[str], str]]:
     return rows
 
 
+KEY_NAMES = ("Enter Tab Esc Space Backspace Delete Up Down Left Right Home End PageUp PageDown "
+             "Insert F1 F2 F3 F4 F5 F6 F7 F8 F9 F10 F11 F12 C-c C-d C-z C-l M-x")
+
+
+def values(verb: str) -> list[tuple[str, str]]:
+    """(pattern, shell words) for what follows a flag (`verb:--flag`) or
+    fills a positional (`verb.N`, N counted after the verb): each argparse
+    `choices`, plus key names for `key` and the config's runners for
+    `start-session` (a live `looop config --runners` on TAB)."""
+    p = capture_parser(verb)
+    out: list[tuple[str, str]] = []
+    if p is None:
+        return out
+    pos = 0
+    for act in p._actions:
+        if act.option_strings:
+            if act.choices:
+                out += [(f"{verb}:{o}", " ".join(map(str, act.choices))) for o in act.option_strings]
+            continue
+        if act.choices:
+            out.append((f"{verb}.{pos}", " ".join(map(str, act.choices))))
+        pos += 1
+    if verb == "key":
+        out.append(("key.[1-9]*", KEY_NAMES))
+    if verb == "start-session":
+        out.append(("start-session.2", "@RUNNERS@"))
+    return out
+
+
+def runner_names() -> list[str]:
+    from looop.store import config, paths
+    try:
+        return sorted(config.load(paths.data_dir()).get("runners", {}))
+    except Exception:  # noqa: BLE001 — completion must never fail loudly
+        return sorted(config.PRESETS)
+
+
+def _value_arms(fmt: str, runners: str) -> str:
+    from looop.cli.main import VERBS
+    arms = []
+    for verb in VERBS:
+        if verb.startswith("_"):
+            continue
+        for pat, words in values(verb):
+            quoted = pat if "[" in pat else f"'{pat}'"
+            arms.append(fmt.format(pat=quoted, words=runners if words == "@RUNNERS@" else f"'{words}'"))
+    return "\n".join(arms)
+
+
 def session_ids(mode: str) -> list[str]:
     """Session ids of this profile: "live" = running workers (from titles),
     "all" = live ones plus every session recorded on disk, the pulse included."""
@@ -119,7 +168,8 @@ def bash_script() -> str:
     flags = _case_arms(rows, 2, "    {verb}) echo '{words}' ;;")
     live = "|".join(r[0] for r in rows if r[3] == "live")
     anyid = "|".join(r[0] for r in rows if r[3] == "all")
-    return BASH.replace("@VERBS@", verbs).replace("@FLAGS@", flags) \
+    vals = _value_arms("    {pat}) echo {words} ;;", '"$($2 config --runners 2>/dev/null)"')
+    return BASH.replace("@VERBS@", verbs).replace("@FLAGS@", flags).replace("@VALUES@", vals) \
         .replace("@LIVE@", live or "_none_").replace("@ANY@", anyid or "_none_")
 
 
@@ -132,7 +182,8 @@ def zsh_script() -> str:
     flags = _case_arms(rows, 2, "    ({verb}) print -r -- '{words}' ;;")
     live = "|".join(r[0] for r in rows if r[3] == "live")
     anyid = "|".join(r[0] for r in rows if r[3] == "all")
-    return ZSH.replace("@DESCRIBED@", described).replace("@FLAGS@", flags) \
+    vals = _value_arms("    ({pat}) print -r -- {words} ;;", '"$($2 config --runners 2>/dev/null)"')
+    return ZSH.replace("@DESCRIBED@", described).replace("@FLAGS@", flags).replace("@VALUES@", vals) \
         .replace("@LIVE@", live or "_none_").replace("@ANY@", anyid or "_none_")
 
 
@@ -143,7 +194,11 @@ def cmd_config(argv: list[str]) -> int:
                          "session ids of the profile in $LOOOP_DATA_DIR.")
     p.add_argument("shell", nargs="?", choices=("bash", "zsh"))
     p.add_argument("--ids", choices=("live", "all"), help="print session ids, one a line (used on TAB)")
+    p.add_argument("--runners", action="store_true", help="print the config's runner names (used on TAB)")
     a = p.parse_args(argv)
+    if a.runners:
+        sys.stdout.write("".join(n + "\n" for n in runner_names()))
+        return 0
     if a.ids:
         ids = session_ids(a.ids)
         sys.stdout.write("".join(i + "\n" for i in ids))
@@ -160,6 +215,12 @@ _looop_flags() {
   case "$1" in
 @FLAGS@
     *) echo '-h --help' ;;
+  esac
+}
+# Values of a flag (`verb:--flag`) or a positional (`verb.N`); $2 = looop.
+_looop_values() {
+  case "$1" in
+@VALUES@
   esac
 }
 # Ids of the profile in $LOOOP_DATA_DIR. (bash strips a `VAR=… looop` prefix
@@ -181,6 +242,13 @@ _looop() {
     return 0
   fi
   for (( j = i + 1; j < COMP_CWORD; j++ )); do [[ "${COMP_WORDS[j]}" == -* ]] || pos=$((pos + 1)); done
+  local vals
+  vals="$(_looop_values "$verb:${COMP_WORDS[COMP_CWORD-1]}" "$cmd")"
+  [[ -n "$vals" ]] || vals="$(_looop_values "$verb.$pos" "$cmd")"
+  if [[ -n "$vals" ]]; then
+    COMPREPLY=( $(compgen -W "$vals" -- "$cur") )
+    return 0
+  fi
   case "$verb" in
     help) (( pos == 0 )) && COMPREPLY=( $(compgen -W "@VERBS@" -- "$cur") ) ;;
     config) (( pos == 0 )) && COMPREPLY=( $(compgen -W "bash zsh" -- "$cur") ) ;;
@@ -198,6 +266,12 @@ _looop_flags() {
   case $1 in
 @FLAGS@
     (*) print -r -- '-h --help' ;;
+  esac
+}
+# Values of a flag (`verb:--flag`) or a positional (`verb.N`); $2 = looop.
+_looop_values() {
+  case $1 in
+@VALUES@
   esac
 }
 # Ids of the profile this command line targets: a `LOOOP_DATA_DIR=… looop`
@@ -224,6 +298,13 @@ _looop() {
     return
   fi
   for (( j = i + 1; j < CURRENT; j++ )); do [[ $words[j] == -* ]] || (( pos++ )); done
+  local vals
+  vals=$(_looop_values "$verb:$words[CURRENT-1]" $words[1])
+  [[ -n $vals ]] || vals=$(_looop_values "$verb.$pos" $words[1])
+  if [[ -n $vals ]]; then
+    compadd -- ${=vals}
+    return
+  fi
   (( pos == 0 )) || return 1
   case $verb in
     (help) _describe -t verbs 'looop verb' verbs ;;

@@ -93,7 +93,7 @@ def status(d: str) -> dict[str, Any]:
     return {"pulse": {"running": pulse is not None, "pid": pulse["pid"] if pulse else None,
                       "interval_s": nxt.get("interval_s", idle) if pulse else idle},
             "root": {"pid": root_pid(d)}, "last_tick": last, "workers": workers,
-            "cost_today_usd": round(cost.total(d, day=cost.today()), 6), "data_dir": d}
+            "cost_today_usd": round(float(cost.total(d, day=cost.today())), 6), "data_dir": d}
 
 
 def cmd_status(argv: list[str]) -> int:

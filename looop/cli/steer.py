@@ -5,7 +5,7 @@ import argparse
 from typing import Any
 
 from looop.cli.args import parser, session_arg
-from looop.errors import UsageError
+from looop.errors import LooopError, UsageError
 from looop.store import paths
 from looop.tree import control
 
@@ -187,6 +187,25 @@ def cmd_detach(argv: list[str]) -> int:
     return 0
 
 
+def _check_program(runner: str | None, command: str | None, on: str | None) -> None:
+    """Refuse a worker whose program is not installed here (as `doctor` does
+    for the decider), instead of a worker that dies at once."""
+    import shutil
+
+    from looop.store import config
+    try:
+        cfg = config.load(paths.data_dir())
+        name, r = config.runner(cfg, runner)
+    except LooopError:
+        return  # the root says it, in its own words
+    if (on or r.get("backend") or "local") != "local":
+        return  # the program lives on the remote host
+    prog = config.program((command or r.get("interactive") or "").replace("{{prompt_file}}", "p"))
+    if prog and not prog.startswith("$") and shutil.which(prog) is None:
+        raise UsageError(f"runner {name!r}: `{prog}` not found on PATH — install it, pick "
+                         f"another runner, or see `looop doctor`")
+
+
 def cmd_start_session(argv: list[str]) -> int:
     p = parser("start-session", "Start a worker in the running tree: the runner's interactive "
                                 "command over prompts/<id>.md (worker contract + your prompt).")
@@ -215,6 +234,7 @@ def cmd_start_session(argv: list[str]) -> int:
     for key in ("restart", "max_restarts"):
         if getattr(a, key) is not None:
             args[key] = getattr(a, key)
+    _check_program(a.runner, a.command, a.on)
     r = _call("start", a.id, timeout=30, **args)
     print(f"started {r['id']} (pid {r.get('pid')})")
     return 0

@@ -248,6 +248,24 @@ def runner(cfg: dict[str, Any], name: str | None) -> tuple[str, dict[str, str]]:
     return name, r
 
 
+SHELL_WORDS = frozenset(("set", "exec", "cd", "export", "source", ".", "eval", "env", "command",
+                         "if", "for", "while", "case", "{", "(", "!", "time", "nohup"))
+
+
+def program(cmd: str) -> str | None:
+    """The program a runner command line starts: its first word that is not
+    a VAR=value assignment; None if it does not parse or starts with shell
+    syntax we do not follow (`set -o pipefail; …`, `cd x && …`)."""
+    import re
+    import shlex
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        return None
+    prog = next((w for w in words if not re.match(r"[A-Za-z_][A-Za-z0-9_]*=", w)), None)
+    return None if prog is None or prog in SHELL_WORDS or prog.endswith(";") else prog
+
+
 def knob(cfg: dict[str, Any], key: str, default: float | None = None) -> float | None:
     """A numeric setting (looop.settings): env over config over its default
     (or `default` when the table has none)."""

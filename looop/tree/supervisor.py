@@ -219,7 +219,7 @@ class Root(ControlServer, Respawns):
     def _report_stop(self) -> int:
         ids = self.stopped_workers
         self.out.line("ok", "root.stopped",
-                      f"stopped {len(ids)} workers" + (f" ({', '.join(ids)})" if ids else ""),
+                      f"stopped {len(ids)} worker{'s' * (len(ids) != 1)}" + (f" ({', '.join(ids)})" if ids else ""),
                       workers=ids)
         self.out.line("ok", "pulse.stopped", "pulse stopped")
         return self.exit_code
