@@ -198,9 +198,9 @@ def _check_program(runner: str | None, command: str | None, on: str | None) -> N
         name, r = config.runner(cfg, runner)
     except LooopError:
         return  # the root says it, in its own words
-    if (on or r.get("backend") or "local") != "local":
-        return  # the program lives on the remote host
-    prog = config.program((command or r.get("interactive") or "").replace("{{prompt_file}}", "p"))
+    if command or (on or r.get("backend") or "local") != "local":
+        return  # your own shell line, or a program on the remote host
+    prog = config.program((r.get("interactive") or "").replace("{{prompt_file}}", "p"))
     if prog and not prog.startswith("$") and shutil.which(prog) is None:
         raise UsageError(f"runner {name!r}: `{prog}` not found on PATH — install it, pick "
                          f"another runner, or see `looop doctor`")
@@ -234,7 +234,7 @@ def cmd_start_session(argv: list[str]) -> int:
     for key in ("restart", "max_restarts"):
         if getattr(a, key) is not None:
             args[key] = getattr(a, key)
-    _check_program(a.runner, a.command, a.on)
+    _check_program(a.runner, a.command, a.on)  # the runner's, not a --command line
     r = _call("start", a.id, timeout=30, **args)
     print(f"started {r['id']} (pid {r.get('pid')})")
     return 0
