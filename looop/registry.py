@@ -75,7 +75,8 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
     for (dd, sid), (pid, t) in live.items():
         st, meta = sessions.read_status(dd, sid), sessions.read_meta(dd, sid)
         seen.add((dd, sid))
-        out.append(_row(sid, t.role, t.state, True, st, meta, child_pid=pid,
+        state = "stopped" if t.state == "running" and _stopped(st) else t.state
+        out.append(_row(sid, t.role, state, True, st, meta, child_pid=pid,
                         flagged=t.flagged, data_dir=dd, activity=_activity(dd, sid, t, st)))
     for sid in sessions.list_ids(d):
         if (d, sid) in seen:
@@ -91,6 +92,20 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
         for r in out:
             del r["data_dir"]
     return out
+
+
+def _stopped(st: dict) -> bool:
+    """Is the session's command SIGSTOPped (state T, or t: traced)? One small
+    /proc read per live row; a reused pid (its create time differs) is not it."""
+    pid = st.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[:1] in ([b"T"], [b"t"])
 
 
 def _activity(d: str, sid: str, t: Title, st: dict) -> dict[str, Any] | None:
@@ -126,6 +141,7 @@ def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
             "note": st.get("note") if flagged else None,
             "started_at": st.get("started_at") or meta.get("started_at"),  # last (re)start
             "cmd": shown_command(meta), "restarts": int(meta.get("restarts") or 0),
+            "log_error": st.get("log_error"),
             "data_dir": data_dir,
             "remote": _remote(st, meta),
             "_updated": st.get("updated_at"), "_updated_ts": st.get("updated_ts")}

@@ -69,6 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
             "output.log rotates at this size (one .1 kept; 0 = never)", "67108864"),
     Setting("LOOOP_EVENTS_MAX_BYTES", None, float, float(8 << 20),
             "events.jsonl rotates past this size (0 = never)", "8388608"),
+    Setting("LOOOP_PULSE_GRACE", None, float, 60.0,
+            "seconds past its announced next beat (or its longest possible beat) before a pulse "
+            "that makes no progress is restarted"),
     Setting("LOOOP_RESTART_MAX", None, float, 5.0, "pulse restarts allowed per period before looop gives up"),
     Setting("LOOOP_RESTART_PERIOD", None, float, 60.0, "seconds of that restart window"),
     Setting("LOOOP_LOG_FORMAT", None, str, "human", "`json` = NDJSON output, like --json"),

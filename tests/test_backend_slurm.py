@@ -103,7 +103,9 @@ def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
     RUNNING; the next root of the data dir cancels it by the hash."""
     t = Tree(slurm_dir, new_group=True)
     start("o1", READY + "sleep 1000")
-    os.killpg(t.pid, signal.SIGKILL)
+    import psutil  # root and children at once (a group kill lets children clean up)
+    for p in [t.pid] + [c.pid for c in psutil.Process(t.pid).children()]:
+        os.kill(p, signal.SIGKILL)
     t.proc.wait(5)
     t.out.close()
     left = jobs(slurm_dir)

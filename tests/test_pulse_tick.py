@@ -55,7 +55,7 @@ def test_file_actions_through_real_beats(data_dir, fake):
     assert "hello human" in r.stdout
     assert not os.path.exists(os.path.join(d, "goals", "ship.md"))
     assert read(d, "goals", "archive", "ship.md") == "ship it\n"
-    assert os.stat(os.path.join(d, "sensors", "gh.sh")).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(d, "sensors", "gh.sh")).st_mode & 0o777 == 0o700  # owner-only
     assert read(d, "PLAYBOOK.md") == "# v2\n"
     hist = os.listdir(os.path.join(d, "playbook.d"))
     assert sorted(read(d, "playbook.d", h) for h in hist) == ["# v1\n"]

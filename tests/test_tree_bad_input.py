@@ -136,7 +136,8 @@ def test_garbage_on_the_control_socket(tree):
     for junk in (b"\x00\xff\xfe not json\n", b"[1, 2]\n", b'{"op": 5}\n', b"{\n"):
         reply = _raw(tree.d, junk)  # ends in EOF: the connection is dropped
         assert json.loads(reply.splitlines()[0])["ok"] is False
-    assert _raw(tree.d, b"x" * (3 << 20)) in (b"", )  # an over-long line: dropped silently
+    reply = json.loads(_raw(tree.d, b"x" * (3 << 20) + b"\n"))  # an over-long line: answered
+    assert reply["ok"] is False and "request too large (over 1 MiB)" in reply["error"]
     # NUL and other bad ids through the wire too
     s = socket.socket(socket.AF_UNIX)
     s.connect(paths.socket_path(tree.d))

@@ -70,6 +70,8 @@ def suggest(word: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from looop.store.perms import own_files_only
+    own_files_only()  # the data dir is owner-only; commands looop starts get the user's umask
     verb = "run"
     if argv and not argv[0].startswith("-"):
         verb = argv.pop(0)

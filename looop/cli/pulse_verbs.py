@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from looop.cli.args import parser
-from looop.errors import AlreadyRunning, BadInput, UsageError
+from looop.errors import AlreadyRunning, BadInput, LooopError, UsageError
 from looop.store import paths
 
 
@@ -91,7 +91,8 @@ def status(d: str) -> dict[str, Any]:
         last = {"at": None, "hash": None}
     workers = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows if r["role"] == "worker"]
     return {"pulse": {"running": pulse is not None, "pid": pulse["pid"] if pulse else None,
-                      "interval_s": nxt.get("interval_s", idle) if pulse else idle},
+                      "interval_s": nxt.get("interval_s", idle) if pulse else idle,
+                      **({"log_error": pulse.get("log_error")} if pulse else {})},
             "root": {"pid": root_pid(d)}, "last_tick": last, "workers": workers,
             "cost_today_usd": round(float(cost.total(d, day=cost.today())), 6), "data_dir": d}
 
@@ -110,13 +111,16 @@ def cmd_status(argv: list[str]) -> int:
     print(f"data dir   {s['data_dir']}")
     print("pulse      " + (f"running (pid {pu['pid']}, root {s['root']['pid']}) · next beat in "
                            f"{pu['interval_s']:g}s" if pu["running"] else "not running — start it with `looop`"))
+    if pu.get("log_error"):
+        print(f"           ! {pu['log_error']}")
     print(f"last tick  {lt['at'] or 'never'}" + (f" · world {lt['hash'][:12]}" if lt["hash"] else ""))
     print(f"cost today {cost.fmt_usd(s['cost_today_usd'])}")
     print(f"workers    {len(s['workers'])}" + ("" if s["workers"] else " (none)"))
     for w in s["workers"]:
         code = f" exit {w['exit_code']}" if w["exit_code"] is not None else ""
         flag = f"  ⚑ {w['note'] or ''}" if w["flagged"] else ""
-        print(f"  {w['id']:<20} {w['state']}{code}{flag}")
+        err = f"  ! {w['log_error']}" if w.get("log_error") else ""
+        print(f"  {w['id']:<20} {w['state']}{code}{flag}{err}")
     return 0
 
 
@@ -185,7 +189,10 @@ def cmd_cost_report(argv: list[str]) -> int:
     from looop.store import cost
     for what, v in (("kind", a.kind), ("id", a.id), ("runner", a.runner)):
         paths.check_id(v, what, allow_pulse=True)
-    cost.record(paths.data_dir(), a.kind, a.id, a.runner, cost.parse_usd(a.usd))
+    try:
+        cost.record(paths.data_dir(), a.kind, a.id, a.runner, cost.parse_usd(a.usd))
+    except OSError as e:  # nothing half-written (append_line); the caller sees it failed
+        raise LooopError(f"cannot record the cost in {e.filename or cost.NAME}: {e.strerror or e}") from None
     return 0
 
 

@@ -278,7 +278,7 @@ def _archive_goal(ctx: Ctx, a: dict[str, Any]) -> str:
 def _write_sensor(ctx: Ctx, a: dict[str, Any]) -> str:
     script = a["script"] if a["script"].endswith("\n") else a["script"] + "\n"
     os.makedirs(os.path.join(ctx.d, "sensors"), exist_ok=True)
-    write_atomic(os.path.join(ctx.d, "sensors", a["name"] + ".sh"), script, mode=0o755)
+    write_atomic(os.path.join(ctx.d, "sensors", a["name"] + ".sh"), script, mode=0o700)
     return f"wrote sensor {a['name']}"
 
 

@@ -18,7 +18,8 @@ from looop.errors import LooopError
 from looop.pulse import actions, goals as goals_mod, guards, prompt, runner, sense, surface, why, worldhash
 from looop.pulse.housekeeping import housekeep
 from looop.store import (claims, config, cost, events, guardstate, journal, paths, rulestate, schedules,
-                         whyrec)
+                         space, whyrec)
+from looop.store.readfile import NotRegular, describe, read_bounded
 
 HASH_FILE = ".last-tick-hash"
 DECISION = ".decision.json"
@@ -69,11 +70,12 @@ def child_env(b: Beat, **extra: str) -> dict[str, str]:
     return env
 
 
-def read_text(path: str) -> str:
+def read_text(path: str, limit: int = 4 << 20) -> str:
+    """A data-dir text file, bounded; "" if missing or not a regular file
+    (a FIFO must never block the beat)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
+        return read_bounded(path, limit, follow=True).decode("utf-8", "replace")
+    except (FileNotFoundError, NotRegular):
         return ""
 
 
@@ -168,6 +170,10 @@ def run_beat(b: Beat) -> Outcome:
         events.emit(b.d, "world_unchanged", hash=w.hash)
         _save_guards(b, w)
         return Outcome("skip", "world unchanged", workers_alive=alive, wake_at=w.wake_at)
+    full = space.low(b.d)
+    if full:  # the decision, its run dir and journal line could not be recorded
+        return Outcome("skip", f"data dir full ({full}) — no AI call", workers_alive=alive,
+                       wake_at=w.wake_at)
     over = _over_budget(b) or _spend_warning(b, w) or _decide_budget(b, w)
     snap = w.snapshot()
     w.changes = why.diff(w.guards.get("inputs"), snap)
@@ -393,7 +399,11 @@ def _decide_and_act(b: Beat, text: str, h: str) -> Outcome:
     b.out.line("step", "tick.start", f"deciding with {name} · run {rid}", runner=name, run=rid)
     events.emit(d, "decide_start", run=rid, runner=name)
     res = _call_runner(b, r.get("tick") or "", name, rid, rdir, prompt_path)
-    raw = _take_decision(d)
+    try:
+        raw = _take_decision(d)
+    except LooopError as e:  # e.g. a FIFO where the decision should be
+        _journal(b, f"rejected decision: {e}", run=rid)
+        return _fail(b, rid, f"{e} · replay: runs/{rid}")
     if res.timed_out or res.code != 0:
         why = "timed out" if res.timed_out else f"runner exited {res.code}"
         return _fail(b, rid, f"{why} after {res.secs:.1f}s · replay: runs/{rid}")
@@ -411,7 +421,7 @@ def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outco
     try:
         dec = actions.validate(actions.parse(raw))
     except LooopError as e:
-        journal.append(d, f"rejected decision: {e}", run=rid)
+        _journal(b, f"rejected decision: {e}", run=rid)
         o = _fail(b, rid, f"{e} · replay: runs/{rid}")
         o.rejected = str(e)
         return o
@@ -421,12 +431,12 @@ def _act(b: Beat, raw: bytes, rid: str, rdir: str, secs: float, h: str) -> Outco
     try:
         summary = actions.execute(ctx, dec)
     except LooopError as e:
-        journal.append(d, f"failed {dec.action}: {e}", run=rid)
+        _journal(b, f"failed {dec.action}: {e}", run=rid)
         o = _fail(b, rid, f"{dec.action}: {e} · replay: runs/{rid}")
         o.action, o.shell, o.decision = dec.action, shell and (shell[0], ctx.shell_code), dec
         return o
     text = actions.journal_text(dec, summary)
-    line = journal.append(d, text, run=rid)
+    line = _journal(b, text, run=rid)
     _write_hash(d, h)
     spent = cost.total(d, sid=rid)
     tail = f" · {cost.fmt_usd(spent)}" if spent > 0 else ""
@@ -466,13 +476,25 @@ def _take_decision(d: str) -> bytes | None:
     """Read and delete `.decision.json` (one-shot, whatever happens next)."""
     path = os.path.join(d, DECISION)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(actions.MAX_BYTES + 1)
-    except (FileNotFoundError, IsADirectoryError):
+        return read_bounded(path, actions.MAX_BYTES + 1)
+    except FileNotFoundError:
         return None
+    except NotRegular as e:
+        raise LooopError(describe(e)) from None
     finally:
         _unlink(path)
-    return raw
+
+
+def _journal(b: Beat, text: str, **kw: Any) -> str:
+    """Journal a move; a journal we cannot append to (full disk, a FIFO) is
+    said, never a crash — the move itself already happened."""
+    try:
+        return journal.append(b.d, text, **kw)
+    except OSError as e:
+        if space.is_full(e):
+            space.note(e)
+        b.out.line("error", "journal.failed", f"could not journal the move: {describe(e)}")
+        return ""
 
 
 def _fail(b: Beat, rid: str, msg: str) -> Outcome:
@@ -483,7 +505,7 @@ def _fail(b: Beat, rid: str, msg: str) -> Outcome:
 
 def _write_hash(d: str, h: str) -> None:
     from looop.store.atomic import write_atomic
-    write_atomic(os.path.join(d, HASH_FILE), h + "\n", fsync=False)
+    space.tolerate(write_atomic, os.path.join(d, HASH_FILE), h + "\n", fsync=False)
 
 
 def _unlink(path: str) -> None:

@@ -16,6 +16,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from looop.store.readfile import read_bounded
+
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -62,7 +64,9 @@ def goal_files(d: str) -> list[str]:
 def read_goals(d: str) -> list[Goal]:
     out = []
     for n in goal_files(d):
-        with open(os.path.join(d, "goals", n), encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        try:
+            text = read_bounded(os.path.join(d, "goals", n), 1 << 20, follow=True).decode("utf-8", "replace")
+        except OSError:
+            continue  # gone, or swapped for a FIFO since the listing
         out.append(Goal(n[:-3], text, frontmatter(text)))
     return out

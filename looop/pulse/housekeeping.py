@@ -35,6 +35,9 @@ def reap_sessions(d: str, rows: list[dict[str, Any]], ttl: float, now: float | N
     return gone
 
 
+_warned: set[str] = set()  # malformed claims already reported by this process
+
+
 def housekeep(d: str, rows: list[dict[str, Any]], ttl: float, out: Any) -> list[dict[str, Any]]:
     """Both reapings; returns the rows still present."""
     gone = set(reap_sessions(d, rows, ttl))
@@ -47,7 +50,9 @@ def housekeep(d: str, rows: list[dict[str, Any]], ttl: float, out: Any) -> list[
         out.line("info", "claim.reaped", f"reaped claim {name} (session {sid} is not alive)",
                  claim=name, session=sid)
         events.emit(d, "claim_reaped", claim=name, session=sid)
-    for name in bad:
+    for name in sorted(set(bad) - _warned):  # once per pulse, not every beat
         out.line("warn", "claim.bad", f"claims/{name}.json is not a claim object "
                  "({\"session\": \"<id>\", …}) — left as is", claim=name)
+    _warned.clear()
+    _warned.update(bad)  # a claim fixed, then broken again, is said again
     return [r for r in rows if r["id"] not in gone]

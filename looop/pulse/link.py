@@ -125,5 +125,13 @@ class Link:
         except LooopError:
             pass
 
+    def beat(self, within_s: float) -> None:
+        """Best effort: tell the root the next sign of progress comes within
+        `within_s` (the root restarts a pulse that misses it by its grace)."""
+        try:
+            self.call("beat", timeout=2.0, within_s=round(within_s, 3))
+        except LooopError:
+            pass
+
     def close(self) -> None:
         self.sock.close()

@@ -173,18 +173,53 @@ def cmd_pulse(argv: list[str]) -> int:
         runner.sweep_children()
 
 
+_full: list[str] = []  # the data dir full episode being reported, if any
+
+
+def _watch_space(d: str, out: Any, link: Any) -> None:
+    """Say once that the data dir is full, and once that it has room again."""
+    from looop.store import space
+    hits = space.take()
+    reason = hits[0] if hits else space.low(d)
+    if reason and not _full:
+        _full.append(reason)
+        out.line("error", "data_dir.full", f"data dir full: {reason} — the pulse skips the "
+                 "writes it cannot do and beats on; free some space", reason=reason)
+        if link is not None:
+            link.notify(f"data dir full: {reason}"[:180])
+    elif not reason and _full:
+        _full.clear()
+        out.line("ok", "data_dir.space", "data dir has space again — beating normally")
+
+
+def _longest_beat(d: str) -> float:
+    """Seconds a beat may take at most: its sensors, the decider and a run_shell."""
+    from looop.store import config
+    try:
+        cfg = config.load(d)
+    except Exception:  # noqa: BLE001 - the beat reports a broken config itself
+        cfg = {}
+    return sum(config.knob(cfg, k) or 0.0 for k in ("sensor_timeout", "tick_timeout", "shell_timeout"))
+
+
 def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     """One beat + the sleep after it; returns the new failure count."""
     from looop.pulse import runner
     from looop.pulse.beat import Outcome
-    from looop.store import config
+    from looop.store import config, space
     if _WATCHER is not None:
         _WATCHER.woke.clear()  # this beat sees every ask there is now
+    if link is not None:  # a beat is bounded by its deadlines: the root holds us to them
+        link.beat(_longest_beat(d))
     try:
         outcome = one_beat(d, out, link)
     except Exception as e:  # noqa: BLE001 - a beat bug must not become a crash loop
-        out.line("error", "tick.failed", f"beat crashed: {e!r}")
-        outcome = Outcome("failed", f"beat crashed: {e!r}")
+        if space.is_full(e):  # a write the beat could not do: not the decider's failure
+            space.note(e)
+            outcome = Outcome("skip", f"data dir full: {space.why(e)}")
+        else:
+            out.line("error", "tick.failed", f"beat crashed: {e!r}")
+            outcome = Outcome("failed", f"beat crashed: {e!r}")
     finally:
         runner.sweep_children(keep=_spared())
     failures = failures + 1 if outcome.failed else 0
@@ -195,7 +230,8 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     due_in = None if outcome.wake_at is None else outcome.wake_at - time.time()
     secs, mode = next_interval(intervals(cfg), mode_of(outcome.acted, outcome.workers_alive),
                                failures, outcome.nudge, due_in)
-    _record(d, secs, mode, failures, outcome)
+    space.tolerate(_record, d, secs, mode, failures, outcome)
+    _watch_space(d, out, link)
     # the policy files as they are before we say "next beat in": an edit
     # made once that line is out must cut the backoff
     before = policy_signature(d) if failures else None
@@ -204,6 +240,7 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
              interval_s=secs, mode=mode, failures=failures)
     if link is not None:
         link.notify(_inbox_status(d) + f"{outcome.kind}: {outcome.msg}"[:160] + f" · next in {secs:g}s")
+        link.beat(secs)
         if link.broken:
             out.line("error", "pulse.link_lost", "lost the link to the root — exiting so it restarts the pulse")
             raise SystemExit(3)

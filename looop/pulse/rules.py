@@ -168,18 +168,13 @@ def decide(goals: list["Goal"], rows: dict[str, dict[str, Any]], state: dict[str
 
 def shell_check(d: str, env: dict[str, str]) -> Callable[[str], bool]:
     """done_when runner: `bash -lc cmd` in the data dir, own group, 30 s."""
-    import subprocess
-
     from looop.pulse import runner
 
     def check(cmd: str) -> bool:
         proc = runner.spawn(["bash", "-lc", cmd], cwd=d, env=env)
-        try:
-            return proc.wait(CHECK_TIMEOUT) == 0
-        except subprocess.TimeoutExpired:
-            return False
-        finally:
-            runner.kill_group(proc, 0)
+        done = runner.wait_exit(proc, CHECK_TIMEOUT)  # not reaped: the group stays ours
+        runner.kill_group(proc, 0)
+        return done and proc.returncode == 0
     return check
 
 

@@ -15,6 +15,7 @@ beat with 20 sensors.
 from __future__ import annotations
 
 import os
+import select
 import selectors
 import signal
 import subprocess
@@ -37,26 +38,69 @@ def ignore_sigint() -> None:
 
 def spawn(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], stdin: Any = subprocess.DEVNULL,
           stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL) -> subprocess.Popen:
-    """Start `argv` as the leader of a new session/process group."""
+    """Start `argv` as the leader of a new session/process group.
+
+    Identity: until the leader is reaped its pid (= the group id) cannot be
+    reused, so the group is ours to signal. Callers therefore wait with
+    `wait_exit` (which never reaps) and let `kill_group` reap."""
+    from looop.store.perms import user_umask
     return subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdin=stdin, stdout=stdout,
                             stderr=stderr, start_new_session=True, close_fds=True,
-                            restore_signals=True)
+                            restore_signals=True, umask=user_umask())
+
+
+def exited(proc: subprocess.Popen) -> bool:
+    """Has the leader exited? Never reaps it (waitid WNOWAIT)."""
+    if proc.returncode is not None:
+        return True
+    try:
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
+    """Block up to `timeout` for the leader to exit, without reaping it (the
+    group stays ours to signal). True if it exited."""
+    deadline = time.monotonic() + timeout
+    fd = _pidfd(proc.pid) if proc.returncode is None else None
+    try:
+        while not exited(proc):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if fd is not None:
+                select.select([fd], [], [], left)
+            else:
+                time.sleep(min(left, 0.01))
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
 
 
 def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
     """SIGTERM the group, SIGKILL it after `grace`, reap the leader.
 
-    Blocks at most `grace` + 1 s. Safe on a group that is already gone."""
+    Blocks at most `grace` + 1 s. The group is signalled only while its
+    leader is unreaped (the pid cannot have been reused); a leader someone
+    already reaped leaves only the identity-checked sweep of its members."""
+    if proc.returncode is not None:
+        _kill_members(proc.pid)
+        return
     _killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        pass
+    wait_exit(proc, grace)
     _killpg(proc.pid, signal.SIGKILL)  # members that outlived the leader too
-    try:
-        proc.wait(1.0)
-    except subprocess.TimeoutExpired:
-        pass
+    if wait_exit(proc, 1.0):
+        proc.wait()  # exited: reaps at once
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -64,6 +108,23 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _kill_members(pgid: int) -> None:
+    """SIGKILL our descendants still in group `pgid` (the pulse is a
+    subreaper: they are all below us). psutil checks each one's create time,
+    so only a process we saw, and started, is hit."""
+    import psutil
+    try:
+        kids = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for p in kids:
+        try:
+            if os.getpgid(p.pid) == pgid:
+                p.kill()
+        except (OSError, psutil.Error):
+            pass
 
 
 def sweep_children(keep: Collection[int] = ()) -> list[int]:
@@ -150,10 +211,7 @@ def run_logged(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], stdin: 
         if partial and written < cap:
             log.write(_stamp(partial))
         if not timed_out:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            timed_out = not wait_exit(proc, max(0.0, deadline - time.monotonic()))
     finally:
         sel.close()
         proc.stdout.close()

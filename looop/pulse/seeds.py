@@ -15,10 +15,10 @@ from looop.store.atomic import write_atomic
 MARKER = ".seeded"
 # package file → (path in the data dir, mode)
 SEEDS: dict[str, tuple[str, int]] = {
-    "PLAYBOOK.md": ("PLAYBOOK.md", 0o644),
-    "setup.md": ("goals/setup.md", 0o644),
-    "playbook-daily.md": ("goals/playbook-daily.md", 0o644),
-    "today.sh": ("sensors/today.sh", 0o755),
+    "PLAYBOOK.md": ("PLAYBOOK.md", 0o600),   # owner-only, like all of the data dir
+    "setup.md": ("goals/setup.md", 0o600),
+    "playbook-daily.md": ("goals/playbook-daily.md", 0o600),
+    "today.sh": ("sensors/today.sh", 0o700),
 }
 
 

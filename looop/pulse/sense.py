@@ -16,10 +16,10 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from looop.pulse import runner
-from looop.store import jsonio
+from looop.store import jsonio, space
 from looop.store.atomic import write_atomic
 
 
@@ -136,14 +136,22 @@ def _start(d: str, name: str, env: Mapping[str, str]) -> _Run:
     if len(argv) == 2 and path not in _WARNED:
         _WARNED.add(path)
         warning = f"sensor {name} is not executable: run with bash (chmod +x sensors/{name}.sh)"
-    err = open(snap_path(d, name, "err"), "wb")
+    try:
+        err: Any = open(snap_path(d, name, "err"), "wb")
+    except OSError as e:  # a full disk: the sensor still runs, its stderr is dropped
+        if not space.is_full(e):
+            raise
+        space.note(e)
+        err = subprocess.DEVNULL
     try:
         proc = runner.spawn(argv, cwd=d, env=env, stdout=subprocess.PIPE, stderr=err)
     except OSError as e:  # e.g. a bad shebang: the sensor fails, the beat goes on
-        err.write(f"cannot start: {e}\n".encode())
+        if err is not subprocess.DEVNULL:
+            space.tolerate(err.write, f"cannot start: {e}\n".encode())
         proc = runner.spawn(["false"], cwd=d, env=env, stdout=subprocess.PIPE)
     finally:
-        err.close()
+        if err is not subprocess.DEVNULL:
+            space.tolerate(err.close)
     return _Run(Reading(name, warning=warning), proc)
 
 
@@ -159,7 +167,7 @@ def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
         assert r.proc.stdout is not None
         os.set_blocking(r.proc.stdout.fileno(), False)
         sel.register(r.proc.stdout.fileno(), selectors.EVENT_READ, ("out", r))
-        pidfd = _pidfd(r.proc.pid)
+        pidfd = runner._pidfd(r.proc.pid)
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ, ("exit", r))
     try:
@@ -180,22 +188,12 @@ def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
                     if r.seen > cap:
                         runner.kill_group(r.proc, 0)
         for r in runs:  # pipes closed; the processes get what is left of the deadline
-            try:
-                r.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
+            runner.wait_exit(r.proc, max(0.0, deadline - time.monotonic()))  # (not reaped)
     finally:
         for key in list(sel.get_map().values()):
             if key.data[0] == "exit":
                 os.close(key.fd)
         sel.close()
-
-
-def _pidfd(pid: int) -> int | None:
-    try:
-        return os.pidfd_open(pid)  # type: ignore[attr-defined]
-    except (AttributeError, OSError):
-        return None
 
 
 def _read(r: _Run, fd: int, cap: int) -> bool:
@@ -226,14 +224,13 @@ def _drain(sel: selectors.BaseSelector, r: _Run, cap: int) -> None:
 def _finish(d: str, r: _Run, cap: int) -> None:
     rd = r.reading
     assert r.proc.stdout is not None
-    timed_out = r.proc.poll() is None
-    runner.kill_group(r.proc, 0)
+    timed_out = not runner.exited(r.proc)
+    runner.kill_group(r.proc, 0)  # reaps the leader, after its group
     r.proc.stdout.close()
     rd.code = 124 if timed_out else r.proc.returncode
     err = snap_path(d, rd.name, "err")
     if timed_out:
-        with open(err, "ab") as f:
-            f.write(b"looop: sensor timed out (exit 124)\n")
+        space.tolerate(_append, err, b"looop: sensor timed out (exit 124)\n")
         rd.problem = "timed out"
     if r.seen > cap:
         rd.oversize = r.seen
@@ -248,9 +245,14 @@ def _finish(d: str, r: _Run, cap: int) -> None:
             rd.problem = f"exit {rd.code}"
         elif rd.problem is None and not _is_object(rd.data):
             rd.problem = "not one JSON object"
-    write_atomic(snap_path(d, rd.name), rd.data, fsync=False)
+    space.tolerate(write_atomic, snap_path(d, rd.name), rd.data, fsync=False)  # the reading is in memory
     if os.path.exists(err) and os.path.getsize(err) == 0:
         os.unlink(err)
+
+
+def _append(path: str, data: bytes) -> None:
+    with open(path, "ab") as f:
+        f.write(data)
 
 
 def _is_object(data: bytes) -> bool:

@@ -10,6 +10,7 @@ import os
 from typing import Any, Iterable
 
 from looop.store import jsonio
+from looop.store.readfile import NotRegular, read_bounded
 
 MAX_BYTES = 64 << 10
 
@@ -27,8 +28,9 @@ def read_all(d: str) -> list[tuple[str, dict[str, Any] | None, bytes]]:
     out = []
     for n in names:
         try:
-            with open(os.path.join(claims_dir(d), n), "rb") as f:
-                raw = f.read(MAX_BYTES + 1)
+            raw = read_bounded(os.path.join(claims_dir(d), n), MAX_BYTES + 1)
+        except NotRegular:
+            raw = b""  # reported as malformed, left as is (never opened blocking)
         except OSError:
             continue
         obj = None

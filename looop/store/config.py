@@ -14,6 +14,7 @@ from typing import Any
 
 from looop.errors import BadInput
 from looop.store import paths
+from looop.store.readfile import NotRegular, read_bounded
 
 # `states`: regexes matched against a worker's settled screen (SPEC §15,
 # looop.tree.activity). Each comes from the tool's own docs or issue threads,
@@ -141,6 +142,8 @@ def parse(text: str, path: str) -> dict[str, Any]:
     return cfg
 
 
+MAX_CONFIG = 1 << 20
+
 def load(d: str) -> dict[str, Any]:
     """The effective config: the file merged over presets and defaults.
 
@@ -151,8 +154,12 @@ def load(d: str) -> dict[str, Any]:
 def _load(d: str, detect: Any) -> dict[str, Any]:
     path = paths.config_path(d)
     try:
-        with open(path, encoding="utf-8") as f:
-            cfg = parse(f.read(), path)
+        raw = read_bounded(path, MAX_CONFIG + 1, follow=True)  # a FIFO must not hang a verb
+        if len(raw) > MAX_CONFIG:
+            raise BadInput(f"config {path} is over {MAX_CONFIG >> 10} KiB")
+        cfg = parse(raw.decode("utf-8"), path)
+    except NotRegular as e:
+        raise BadInput(f"config {path} is {e.strerror}") from None
     except FileNotFoundError:
         return {"default": detect(), "runners": {k: dict(v) for k, v in PRESETS.items()}, **DEFAULTS}
     except UnicodeDecodeError:

@@ -47,12 +47,15 @@ def record(d: str, kind: str, sid: str, runner: str, usd: float) -> bool:
 
 def rows(d: str) -> Iterator[dict[str, Any]]:
     """Every well-formed row; a torn or foreign line is skipped, never fatal."""
+    from looop.store.readfile import NotRegular, open_regular
     try:
-        f = open(path(d), "rb")
-    except FileNotFoundError:
+        f = os.fdopen(open_regular(path(d), follow=True), "rb")
+    except (FileNotFoundError, NotRegular):
         return
     with f:
         for line in f:
+            if not line.endswith(b"\n"):
+                continue  # torn: a row is only whole with its newline
             try:
                 row = jsonio.loads(line)
                 if isinstance(row, dict):

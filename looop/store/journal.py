@@ -38,15 +38,18 @@ def tail(d: str, n: int) -> list[str]:
     """The last `n` lines (fewer if the journal is shorter; [] if absent).
 
     Reads at most the last 256 KiB: the journal grows forever, a beat must not."""
+    from looop.store.readfile import NotRegular, open_regular
     try:
-        with open(path(d), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - (256 << 10)))
-            data = f.read()
-    except FileNotFoundError:
+        fd = open_regular(path(d), follow=True)
+    except (FileNotFoundError, NotRegular):
         return []
+    with os.fdopen(fd, "rb") as f:
+        start = max(0, f.seek(0, os.SEEK_END) - (256 << 10))
+        f.seek(start)
+        data = f.read()
+    if not data.endswith(b"\n"):
+        data = data[:data.rfind(b"\n") + 1]  # a torn last line (in flight, or a crash)
     lines = data.decode("utf-8", "replace").splitlines()
-    if size > len(data) and lines:
+    if start > 0 and lines:
         lines = lines[1:]  # the first line may be cut
     return [ln for ln in lines if ln.strip()][-n:] if n > 0 else []

@@ -31,10 +31,12 @@ def loads(data: bytes | str) -> Any:
     return json.loads(data)
 
 
-def load_file(path: str, default: Any = None) -> Any:
-    """Parse a JSON file; `default` if it is missing or unreadable."""
+def load_file(path: str, default: Any = None, limit: int = 4 << 20) -> Any:
+    """Parse a JSON file looop wrote; `default` if it is missing, unreadable,
+    not a regular file (never blocks on a FIFO) or over `limit` bytes."""
+    from looop.store.readfile import read_bounded
     try:
-        with open(path, "rb") as f:
-            return loads(f.read())
+        raw = read_bounded(path, limit + 1)
+        return default if len(raw) > limit else loads(raw)
     except (OSError, ValueError):
         return default

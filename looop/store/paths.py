@@ -96,7 +96,7 @@ LAYOUT = ("goals", "goals/archive", "sensors", "claims", "reports", "snapshots",
 def ensure_layout(d: str) -> None:
     os.makedirs(d, mode=0o700, exist_ok=True)
     for sub in LAYOUT:
-        os.makedirs(os.path.join(d, sub), exist_ok=True)
+        os.makedirs(os.path.join(d, sub), mode=0o700, exist_ok=True)
 
 
 def looop_bin() -> str:

@@ -13,6 +13,7 @@ output.log  — raw PTY bytes. Rotated at LOOOP_LOG_MAX_BYTES into output.log.1;
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from enum import Enum
 from typing import Any, Iterator
 
 from looop.store import jsonio, paths
-from looop.store.atomic import write_atomic
+from looop.store.atomic import make_spare, write_atomic, write_spare
 
 
 class State(str, Enum):
@@ -63,10 +64,29 @@ def restarted(meta: dict[str, Any]) -> dict[str, Any]:
     return dict(meta, started_at=rfc3339(), restarts=int(meta.get("restarts") or 0) + 1)
 
 
+_spared: set[str] = set()  # status files this process has set a spare block aside for
+
+
 def write_status(d: str, sid: str, status: dict[str, Any]) -> None:
+    """Atomic. On a full disk it still lands, through the block set aside by
+    the first write (atomic.write_spare): `ls` must be able to show *why*
+    (`log_error`) exactly when nothing else can be written."""
     now = time.time()  # updated_ts: sub-second, for due times (`every:` after the end)
     status = dict(status, updated_at=rfc3339(now), updated_ts=round(now, 3))
-    write_atomic(os.path.join(paths.session_dir(d, sid), "status.json"), jsonio.dumpb(status), fsync=False)
+    path, data = os.path.join(paths.session_dir(d, sid), "status.json"), jsonio.dumpb(status)
+    try:
+        write_atomic(path, data, fsync=False)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        write_spare(path, data)
+        return
+    if path not in _spared:
+        try:
+            make_spare(path)
+            _spared.add(path)
+        except OSError:
+            pass  # no room for it now; tried again on the next write
 
 
 def write_sent(d: str, sid: str, text: str | None, row: int | None = None) -> None:

@@ -49,6 +49,17 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, 
             os.close(fd)
         except OSError:
             pass
+    # Our own process group: a SIGKILL of the root's group (`kill -9 -PGID`)
+    # then spares us, we see the root die (PDEATHSIG) and stop our command
+    # tree within ORPHAN_GRACE — nothing outlives it. Ignored TTOU/TTIN: a
+    # background group may still write the terminal (the pulse's tee) under
+    # `stty tostop`; the command gets defaults back (ptycmd.clean_exec_state).
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    _signal.signal(signal.SIGTTOU, _signal.SIG_IGN)
+    _signal.signal(signal.SIGTTIN, _signal.SIG_IGN)
     child = Child(spec, conn, root_pid)
     try:
         child.run()
@@ -124,8 +135,10 @@ class Child(Terminals):
         self.sel.register(r, selectors.EVENT_READ, self._on_signal)
 
     def _open_log(self) -> None:
-        path = sessions.log_path(self.d, self.spec.sid)
-        self.log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        self.log_path = path = sessions.log_path(self.d, self.spec.sid)
+        # O_NONBLOCK: a FIFO put in its place fails the open (ENXIO) instead of hanging us
+        self.log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK,
+                              0o600)
         st = os.fstat(self.log_fd)
         self.log_size, self.log_ino = st.st_size, st.st_ino
         try:
@@ -213,19 +226,22 @@ class Child(Terminals):
         """Every byte to the log first (nothing parsed on this path)."""
         if self.tracker is not None:
             self.tracker.on_output(time.monotonic())
+        err = None
+        if self._log_moved():
+            try:
+                self._reopen_log()  # deleted or moved (a user freeing space): a fresh one now
+            except OSError as e:
+                err = f"output.log: {e.strerror or e}"  # (bytes go to the old file meanwhile)
         try:
             written = _write_all(self.log_fd, data)
         except OSError as e:
             # a full disk (or a log that went away) must not kill the worker:
             # the screen, attached terminals and the link keep working
             written = getattr(e, "written", 0)
-            if self.log_error is None:
-                self.log_error = f"output.log: {e.strerror or e}"
-                self._publish()
-        else:
-            if self.log_error is not None:
-                self.log_error = None
-                self._publish()
+            err = err or f"output.log: {e.strerror or e}"
+        if err != self.log_error:
+            self.log_error = err
+            self._publish()
         self.log_size += written
         if self.spec.log_max and self.log_size >= self.spec.log_max:
             try:
@@ -246,10 +262,33 @@ class Child(Terminals):
 
     def _rotate(self) -> None:
         path = sessions.log_path(self.d, self.spec.sid)
-        os.close(self.log_fd)
-        os.replace(path, path + ".1")
+        try:
+            os.replace(path, path + ".1")
+        except FileNotFoundError:
+            pass  # deleted meanwhile: the fresh file below is all there is
+        self._reopen_log()
+
+    def _log_moved(self) -> bool:
+        """Does output.log still name the file we write? One stat per wake
+        (~1 µs), so a deleted or moved log is replaced at once."""
+        try:
+            return os.stat(self.log_path).st_ino != self.log_ino
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+
+    def _reopen_log(self) -> None:
+        """Start a fresh output.log; offsets stay monotonic (the bytes of the
+        old file count as rotated away). Keeps the old fd if that fails."""
+        old, base = self.log_fd, self.log_base
         self.log_base += self.log_size
-        self._open_log()
+        try:
+            self._open_log()
+        except OSError:
+            self.log_base = base
+            raise
+        os.close(old)
         self._publish()
 
     def _on_signal(self, _f: Any, _mask: int) -> None:

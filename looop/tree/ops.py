@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import selectors
 import socket
-from dataclasses import dataclass
+import errno
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from looop.errors import LooopError
 from looop.store import jsonio, paths, sessions
-from looop.tree import control, restart
+from looop.tree import control, links, restart
 
 if TYPE_CHECKING:
     from looop.tree.supervisor import Kid
@@ -25,10 +27,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class Conn:
-    """One control connection (a CLI verb, or the pulse's link: trusted)."""
+    """One control connection (a CLI verb, or the pulse's link: trusted).
+
+    Never written blocking: replies wait in `out` (bounded by
+    links.CLIENT_MAX) until the socket takes them."""
     sock: socket.socket
     trusted: bool = False
     buf: bytes = b""
+    out: bytearray = field(default_factory=bytearray)
+    writing: bool = False       # registered for EVENT_WRITE
+    close_after: bool = False   # drop once `out` is flushed
+    skipping: bool = False      # inside an oversized request: discard to its newline
+
+
+ACCEPT_PAUSE = 0.5  # out of fds: stop accepting this long, keep serving the rest
 
 
 class ControlServer:
@@ -43,8 +55,11 @@ class ControlServer:
     def _on_accept(self, listener: socket.socket, _mask: int) -> None:
         try:
             sock, _ = listener.accept()
-        except OSError:
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self._pause_accepts(e)  # the listener stays readable: no busy loop
             return
+        self.accept_paused = False  # (a new episode is said again)
         if control.peer_uid(sock) not in (None, os.getuid()):
             sock.close()  # other users never drive our tree
             return
@@ -52,19 +67,47 @@ class ControlServer:
         self.conns[sock.fileno()] = Conn(sock)
         self.sel.register(sock, selectors.EVENT_READ, self._on_client)
 
-    def _on_client(self, sock: socket.socket, _mask: int) -> None:
+    def _pause_accepts(self, e: OSError) -> None:
+        self.sel.unregister(self.listener)
+        self.accept_resume = time.monotonic() + ACCEPT_PAUSE
+        if not self.accept_paused:
+            self.accept_paused = True
+            self.out.line("warn", "control.emfile", f"control socket: {e.strerror} with "
+                          f"{len(self.conns)} connections open — accepting again every "
+                          f"{ACCEPT_PAUSE:g}s, serving the others meanwhile")
+
+    def _resume_accepts(self) -> None:
+        """Timer: try accepting again (pauses again at once if still out of fds)."""
+        self.accept_resume = None
+        self.sel.register(self.listener, selectors.EVENT_READ, self._on_accept)
+
+    def _on_client(self, sock: socket.socket, mask: int) -> None:
         conn = self.conns.get(sock.fileno())
         if conn is None:
             return
+        if mask & selectors.EVENT_WRITE:
+            self._flush(conn)
+            if conn.sock.fileno() < 0 or not mask & selectors.EVENT_READ:
+                return
         data = control.recv_some(sock)
         if data is None:
             return
         if not data:
             self._drop(conn)
             return
+        if conn.skipping:  # the rest of a request already answered as too large
+            if b"\n" not in data:
+                return
+            conn.close_after = True  # answered; the line is over: done with this client
+            self._flush(conn)
+            return
         conn.buf += data
         if len(conn.buf) > control.MAX_LINE and b"\n" not in conn.buf:
-            self._drop(conn)
+            # answer it (the client reads its reply once its send is done)
+            # and discard the rest of the line; the connection stays usable
+            self._reply(conn, {"ok": False, "error": f"request too large (over "
+                               f"{control.MAX_LINE >> 20} MiB): send long input in parts"})
+            conn.buf, conn.skipping = b"", True
             return
         while b"\n" in conn.buf and conn.sock.fileno() >= 0:
             line, conn.buf = conn.buf.split(b"\n", 1)
@@ -74,7 +117,8 @@ class ControlServer:
                     raise ValueError("expected a JSON object with an 'op'")
             except ValueError as e:
                 self._reply(conn, {"ok": False, "error": f"bad request: {e}"})
-                self._drop(conn)  # garbage: drop the connection, keep the tree
+                conn.close_after = True  # garbage: drop the connection, keep the tree
+                self._flush(conn)
                 return
             handler = OPS.get(req["op"])
             try:
@@ -89,15 +133,37 @@ class ControlServer:
                 self._reply(conn, {"ok": False, "error": f"{req['op']} failed: {e}"})
 
     def _reply(self, conn: Conn, payload: dict[str, Any]) -> None:
+        self._queue(conn, jsonio.dumpb(payload) + b"\n")
+
+    def _queue(self, conn: Conn, data: bytes) -> None:
+        """Send what the socket takes now; the rest waits (never blocks)."""
         if conn.sock.fileno() < 0:
             return
+        conn.out += data
+        self._flush(conn)
+
+    def _flush(self, conn: Conn) -> None:
         try:
-            conn.sock.setblocking(True)
-            conn.sock.settimeout(2)
-            conn.sock.sendall(jsonio.dumpb(payload) + b"\n")
-            conn.sock.setblocking(False)
+            while conn.out:
+                n = conn.sock.send(conn.out)
+                del conn.out[:n]
+        except BlockingIOError:
+            pass
         except OSError:
             self._drop(conn)
+            return
+        if len(conn.out) > links.CLIENT_MAX:
+            self.out.line("warn", "control.dropped", f"dropped a control client that does not "
+                          f"read its replies ({len(conn.out) >> 10} KiB waiting)")
+            self._drop(conn)
+            return
+        if not conn.out and conn.close_after:
+            self._drop(conn)
+            return
+        if bool(conn.out) != conn.writing:
+            conn.writing = bool(conn.out)
+            ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.writing else 0)
+            self.sel.modify(conn.sock, ev, self._on_client)
 
     def _drop(self, conn: Conn | None) -> None:
         if conn is None or conn.sock.fileno() < 0:
@@ -125,8 +191,8 @@ class ControlServer:
 
 READ_ONLY_OPS)
         rid = next(self.req_ids)
+        self._send(kid, (op, rid, *args))  # (raises if the child is not reading its link)
         self.pending[rid] = (conn, kid.spec.sid, op)
-        self._send(kid, (op, rid, *args))
         return kid, rid
 
     # Each op: (root, conn, request) → reply now, or later through `pending`.
@@ -139,6 +205,13 @@ READ_ONLY_OPS)
         text = " ".join(str(req.get("status", "")).split())[:200]
         if text:
             self.notifier.send(f"STATUS={text}")
+        self._reply(conn, {"ok": True})
+
+    def op_beat(self, conn: Conn, req: dict[str, Any]) -> None:
+        """The pulse's progress report: its next one comes within `within_s`."""
+        if not conn.trusted:
+            raise LooopError("beat is the pulse's op")
+        self.pulse_due = time.monotonic() + max(0.0, float(req["within_s"])) + self.pulse_grace
         self._reply(conn, {"ok": True})
 
     def op_start(self, conn: Conn, req: dict[str, Any]) -> None:
@@ -225,10 +298,8 @@ READ_ONLY_OPS)
 
     def op_attach(self, conn: Conn, req: dict[str, Any]) -> None:
         """Hand the client's socket to the child: attached bytes bypass the root."""
-        from multiprocessing import reduction
         kid = self._live(req)
-        self._send(kid, ("attach", next(self.req_ids)))
-        reduction.send_handle(kid.conn, conn.sock.fileno(), kid.proc.pid)
+        self._send(kid, ("attach", next(self.req_ids)), fd=conn.sock.fileno())
         self._drop(conn)
 
 
@@ -245,6 +316,7 @@ def _simple(op: str) -> Callable[["ControlServer", Conn, dict[str, Any]], None]:
 OPS: dict[str, Callable[["ControlServer", Conn, dict[str, Any]], None]] = {
     "ping": ControlServer.op_ping,
     "notify": ControlServer.op_notify,
+    "beat": ControlServer.op_beat,
     "start": ControlServer.op_start,
     "input": ControlServer.op_input,
     "resize": ControlServer.op_resize,

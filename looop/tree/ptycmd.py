@@ -21,8 +21,11 @@ from typing import Any, Sequence
 
 import ptyprocess
 
+from looop.store.perms import user_umask
+
 _RESET_SIGNALS = (signal.SIGPIPE, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
-                  signal.SIGHUP, signal.SIGCHLD, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+                  signal.SIGHUP, signal.SIGCHLD, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+                  signal.SIGXFSZ)
 
 
 def clean_exec_state(pass_fds: Sequence[int] = ()) -> None:
@@ -34,6 +37,7 @@ def clean_exec_state(pass_fds: Sequence[int] = ()) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     for fd in pass_fds:
         os.set_inheritable(fd, True)
+    os.umask(user_umask())  # looop runs under 077; the user's command gets theirs back
 
 
 class PtyCommand:

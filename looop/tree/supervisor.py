@@ -30,9 +30,9 @@ from typing import Any
 
 from looop import settings
 from looop.errors import AlreadyRunning, LooopError
-from looop.store import config, events, jsonio, lock, paths, prompts, sessions
+from looop.store import atomic, config, events, jsonio, lock, paths, perms, prompts, sessions
 from looop.store.sessions import State
-from looop.tree import backends, control, leftovers, notify, ptycmd, title, tracker
+from looop.tree import backends, control, leftovers, links, notify, ptycmd, title, tracker
 from looop.tree.child import FINAL, child_main
 from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
 from looop.tree.respawn import Respawns
@@ -58,6 +58,8 @@ class Kid:
     pulse_end: socket.socket | None = None
     born: float = field(default_factory=time.monotonic)
     stop_asked: bool = False       # a `kill` was sent: its end is not a crash
+    link: Any = None               # links.ChildLink over `conn`: never blocks the root
+    writing: bool = False          # its link fd is registered for EVENT_WRITE
 
 
 def env_float(name: str, default: float | None = None) -> float:
@@ -89,6 +91,10 @@ class Root(ControlServer, Respawns):
         self.ready_sent = False
         self.next_watchdog: float | None = None
         self.conns: dict[int, Conn] = {}
+        self.accept_resume: float | None = None  # out of fds: when to accept again
+        self.pulse_grace = env_float("LOOOP_PULSE_GRACE")
+        self.pulse_due: float | None = None  # the pulse's next progress report is due by then
+        self.accept_paused = False
         self._env: dict[str, str] | None = None
 
     # -- lifecycle ----------------------------------------------------------
@@ -97,6 +103,7 @@ class Root(ControlServer, Respawns):
         """Blocks until the tree is down; returns the process exit code."""
         paths.ensure_layout(self.d)
         self._lock()
+        self._tidy()
         title.set_title("root", "root", "running", False, self.d)
         self.listener = control.listen(self.d)
         self.sel.register(self.listener, selectors.EVENT_READ, self._on_accept)
@@ -128,6 +135,16 @@ class Root(ControlServer, Respawns):
         except lock.Held as e:
             raise AlreadyRunning(f"already running (pid {e.pid}) — watch it with: looop watch pulse") from None
         self.lock_fd = fd  # held for our lifetime; closed in every child right after fork
+
+    def _tidy(self) -> None:
+        """Once per start, under the lock: owner-only modes (a data dir that
+        existed with looser ones is tightened, and said so), and the temp
+        files of writers that died mid-write removed."""
+        old, n = perms.tighten(self.d)
+        if n:
+            self.out.line("warn", "root.perms", f"made {self.d} owner-only: {n} entries had "
+                          f"group/other access (the dir was {old:04o})", changed=n)
+        atomic.sweep_tmp(self.d)
 
     def _recover(self) -> None:
         """Clean up after a previous root of this data dir that died hard."""
@@ -178,24 +195,42 @@ class Root(ControlServer, Respawns):
         self.stopped_workers = sorted(k for k, kid in self.kids.items()
                                       if kid.spec.role == "worker")
         for kid in self.kids.values():
-            self._send(kid, ("stop",))
+            self._send(kid, ("stop",), force=True)
         self.stop_deadline = time.monotonic() + self.grace + FINAL
 
     def _timeout(self) -> float | None:
-        times = [t for t in (self.stop_deadline, self.next_watchdog, self._next_due())
+        times = [t for t in (self.stop_deadline, self.next_watchdog, self._next_due(), self.accept_resume,
+                             self.pulse_due)
                  if t is not None]
         return max(0.0, min(times) - time.monotonic()) if times else None
 
     def _on_timers(self) -> None:
         now = time.monotonic()
         if self.next_watchdog is not None and now >= self.next_watchdog:
-            self.notifier.send("WATCHDOG=1")
+            if self.pulse_due is None or now < self.pulse_due:  # only while the pulse progresses
+                self.notifier.send("WATCHDOG=1")
             self.next_watchdog = now + (self.notifier.watchdog_every or 1.0)
+        if self.pulse_due is not None and now >= self.pulse_due:
+            self._pulse_stalled(now)
         if self.due:
             self._fire_due(now)
+        if self.accept_resume is not None and now >= self.accept_resume:
+            self._resume_accepts()
         if self.stop_deadline is not None and now >= self.stop_deadline:
             for kid in list(self.kids.values()):  # past the bound: no more asking
                 self._kill(kid)
+
+    def _pulse_stalled(self, now: float) -> None:
+        """No beat report in time: alive is not enough, restart it (the
+        restart counts toward the intensity like a crash)."""
+        self.pulse_due = None
+        kid = self.kids.get("pulse")
+        if kid is None or self.stopping or kid.proc.exitcode is not None:
+            return
+        self.out.line("error", "supervisor.stalled", "the pulse made no progress past its deadline "
+                      f"(+{self.pulse_grace:g}s grace) — restarting it")
+        events.emit(self.d, "pulse_stalled", child_pid=kid.proc.pid)
+        kid.proc.kill()  # (unreaped: still ours); its sentinel brings the restart
 
     def _kill(self, kid: Kid) -> None:
         """SIGKILL a child (not reaped yet, so its pid is still ours) and
@@ -244,7 +279,7 @@ class Root(ControlServer, Respawns):
         # ours leave that set at once.
         _mp_children.discard(proc)
         child_end.close()
-        kid = Kid(spec, proc, parent_end)
+        kid = Kid(spec, proc, parent_end, link=links.ChildLink(parent_end))
         self.kids[spec.sid] = kid
         self.by_fd[parent_end.fileno()] = kid
         self.sel.register(parent_end.fileno(), selectors.EVENT_READ, self._on_link)
@@ -354,17 +389,19 @@ class Root(ControlServer, Respawns):
                          env=tuple(env.items()), grace=self.grace, log_max=self.log_max, where=where,
                          restart=policy or Policy(), **act)
 
-    def _on_link(self, fd: int, _mask: int) -> None:
+    def _on_link(self, fd: int, mask: int) -> None:
         kid = self.by_fd.get(fd)
         if kid is None:
             return
-        try:
-            msg = kid.conn.recv()
-        except (EOFError, OSError):
+        if mask & selectors.EVENT_WRITE:
+            self._flush_link(kid)
+        if not mask & selectors.EVENT_READ:
+            return
+        for msg in kid.link.read():
+            self._on_link_msg(kid, msg)
+        if kid.link.eof and fd in self.by_fd:
             self.sel.unregister(fd)  # the sentinel reports the death itself
             del self.by_fd[fd]
-            return
-        self._on_link_msg(kid, msg)
 
     def _on_link_msg(self, kid: Kid, msg: tuple) -> None:
         if msg[0] == "status":
@@ -385,6 +422,8 @@ class Root(ControlServer, Respawns):
             if role == "worker":
                 self._tell_pulse("worker_started", id=kid.spec.sid, pid=st.get("pid"),
                                  restart=bool(before))
+            if role == "pulse":  # its first beat report is due soon (it reports at once)
+                self.pulse_due = time.monotonic() + self.pulse_grace + 30.0
             if role == "pulse" and not self.ready_sent:
                 self.ready_sent = True
                 self.notifier.send(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=pulse running")
@@ -413,11 +452,10 @@ class Root(ControlServer, Respawns):
             # the sentinel may be seen before the link's last words (the final
             # status, replies): read them first, or we would record a death
             # over an exit the child reported
-            try:
-                while kid.conn.poll(0):
-                    self._on_link_msg(kid, kid.conn.recv())
-            except (EOFError, OSError):
-                pass
+            for msg in kid.link.read():
+                self._on_link_msg(kid, msg)
+        if kid.spec.role == "pulse":
+            self.pulse_due = None  # the next pulse is held to its own reports
         del self.kids[sid]
         for fobj in (kid.proc.sentinel, kid.conn.fileno()):
             try:
@@ -425,7 +463,7 @@ class Root(ControlServer, Respawns):
             except (KeyError, ValueError):
                 pass
         self.by_fd.pop(kid.conn.fileno(), None)
-        kid.conn.close()
+        kid.link.close()
         if kid.pulse_end is not None:
             self._drop(self.conns.get(kid.pulse_end.fileno()))
         code = kid.proc.exitcode
@@ -453,7 +491,9 @@ class Root(ControlServer, Respawns):
             events.emit(self.d, "worker_exited", id=sid, state=state or "dead",
                         exit_code=kid.status.get("exit_code"))
         if not self.stopping:
-            self._ended(kid, state, code)  # restart policy (looop.tree.respawn)
+            # the command's exit code (the child reported it), else the child's own
+            cmd_code = kid.status.get("exit_code") if state == State.EXITED.value else None
+            self._ended(kid, state, code if cmd_code is None else cmd_code)  # restart policy (looop.tree.respawn)
 
     def _tell_pulse(self, event: str, **fields: Any) -> bool:
         """Push one event line down the pulse's link (never blocks for long:
@@ -462,23 +502,11 @@ class Root(ControlServer, Respawns):
         sock = kid.pulse_end if kid is not None else None
         if sock is None or sock.fileno() < 0:
             return False
-        data = jsonio.dumpb({"event": event, **fields}) + b"\n"
-        try:
-            n = sock.send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False  # its buffer is full: it has not read for a long while
-        except OSError:
+        conn = self.conns.get(sock.fileno())
+        if conn is None:
             return False
-        if n < len(data):  # a partial line must be finished, or the framing breaks
-            conn = self.conns.get(sock.fileno())
-            try:
-                sock.settimeout(2)
-                sock.sendall(data[n:])
-                sock.setblocking(False)
-            except OSError:
-                self._drop(conn)
-                return False
-        return True
+        self._queue(conn, jsonio.dumpb({"event": event, **fields}) + b"\n")  # (never blocks)
+        return conn.sock.fileno() >= 0
 
     def _reap_orphans(self, kill: bool = False) -> None:
         """Descendants re-parented to us (we are a subreaper) are not children
@@ -506,11 +534,28 @@ class Root(ControlServer, Respawns):
             except ChildProcessError:
                 pass
 
-    def _send(self, kid: Kid, msg: tuple) -> None:
+    def _send(self, kid: Kid, msg: tuple, fd: int | None = None, force: bool = False) -> None:
+        """Queue a message (and an fd to pass after it) on the child's link and
+        write what fits now; never blocks. LooopError if the child has not read
+        its link for a while (unless `force`: a stop always goes)."""
         try:
-            kid.conn.send(msg)
+            kid.link.queue(msg, force=force)
+        except links.Full as e:
+            raise LooopError(f"session {kid.spec.sid} is not reading its link ({e}) — try again later") from None
+        if fd is not None:
+            kid.link.queue_fd(fd)
+        self._flush_link(kid)
+
+    def _flush_link(self, kid: Kid) -> None:
+        try:
+            done = kid.link.flush()
         except OSError:
-            pass  # dying: its sentinel will tell
+            done = True  # dying: its sentinel will tell
+            kid.link.out.clear()
+        if done == kid.writing and kid.link.fd in self.by_fd:
+            kid.writing = not done
+            ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if kid.writing else 0)
+            self.sel.modify(kid.link.fd, ev, self._on_link)
 
 
 def _open_fds() -> list[int]:
