@@ -48,6 +48,8 @@ def test_a_full_disk_keeps_the_tree_up_and_it_beats_again(tmpfs_data_dir, tmp_pa
         wait_until(lambda: t.output().count("next beat in") >= beats + 2, 10, "two more beats")
         assert t.output().count("data dir full: ") == 1, t.output()
         assert row("quiet")["alive"]
+        print(f"full disk: tree up 3 s, pulse child {pulse['child_pid']} kept; "
+              f"{t.output().count('next beat in') - beats} beats after freeing space")
     finally:
         code = t.stop(signal.SIGTERM)
     assert code == 0, t.output()

@@ -41,6 +41,7 @@ def test_a_decoy_on_a_finished_sensors_pid_survives_the_beat(data_dir, tmp_path)
         out, _ = tick.communicate(timeout=20)
         time.sleep(0.2)
         assert decoy.alive(), f"the decoy on pid {pid} was killed by the beat: {out!r}"
+        print(f"decoy on the fast sensor's pid {pid} alive after the beat")
     finally:
         if tick.poll() is None:
             tick.kill()
