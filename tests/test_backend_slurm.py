@@ -104,7 +104,7 @@ def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
     t = Tree(slurm_dir, new_group=True)
     start("o1", READY + "sleep 1000")
     import psutil  # root and children at once (a group kill lets children clean up)
-    for p in [t.pid] + [c.pid for c in psutil.Process(t.pid).children()]:
+    for p in [c.pid for c in psutil.Process(t.pid).children()] + [t.pid]:
         os.kill(p, signal.SIGKILL)
     t.proc.wait(5)
     t.out.close()

@@ -152,7 +152,7 @@ def test_two_data_dirs_on_one_host_never_touch_each_other(tmp_path, monkeypatch)
     theirs = wait_until(lambda: marked(b, "x"), 10, "B's remote process")
     # root and children at once: no child cleans up (a group kill no longer
     # does that: children lead their own groups and clean up, faults item 8)
-    for p in [tb.pid] + [c.pid for c in psutil.Process(tb.pid).children()]:
+    for p in [c.pid for c in psutil.Process(tb.pid).children()] + [tb.pid]:
         os.kill(p, signal.SIGKILL)
     tb.proc.wait(5)
     tb.out.close()

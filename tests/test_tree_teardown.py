@@ -170,8 +170,8 @@ def test_a_new_root_sweeps_what_a_sigkilled_group_left(data_dir):
     t = Tree(data_dir, new_group=True)
     everything, esc = three_workers(t)
     stubborn = next(r for r in ls() if r["id"] == "stubborn")["pid"]
-    for p in [t.pid] + [c.pid for c in psutil.Process(t.pid).children()]:
-        os.kill(p, signal.SIGKILL)
+    for p in [c.pid for c in psutil.Process(t.pid).children()] + [t.pid]:
+        os.kill(p, signal.SIGKILL)  # children first: none may see the root die and clean up
     t.stop()
     wait_until(lambda: not alive(t.pid), 5)
     assert alive(stubborn) and alive(esc)  # the scenario: survivors nobody stopped
