@@ -140,7 +140,12 @@ class PyteScreen:
 
     def resize(self, cols: int, rows: int) -> None:
         try:
-            self.g.resize(rows, cols)
+            g = self.g
+            y, lost = g.cursor.y, max(0, g.lines - rows)
+            g.resize(rows, cols)
+            # pyte drops rows from the top but puts the cursor back where it was
+            g.cursor.y = min(max(0, y - lost), rows - 1)
+            g.cursor.x = min(g.cursor.x, cols)
             self.cols, self.rows = cols, rows
         except Exception:
             self.errors += 1

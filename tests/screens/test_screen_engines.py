@@ -178,3 +178,14 @@ def test_new_screen_follows_the_forced_engine(monkeypatch):
     monkeypatch.setenv("LOOOP_SCREEN_ENGINE", "ghostty")
     assert screens.new_screen(80, 24).engine == ("ghostty" if ghostty.available() else "pyte")
     monkeypatch.setattr(screens, "_chosen", None)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_shrinking_keeps_the_cursor_on_the_screen(engine):
+    """Found by the fuzz: pyte put the cursor back below the last row."""
+    s = make(engine, 10, 3)
+    s.feed(b"a\r\nb\r\nc")
+    s.resize(10, 2)
+    x, y = s.cursor()
+    assert 0 <= y < 2 and 0 <= x < 10
+    assert text(s)[y].startswith("c")
