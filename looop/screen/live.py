@@ -28,7 +28,7 @@ EAGER_S = 0.002           # feed at once if the engine parses the backlog within
 SLICE_S = 0.005           # one catch-up slice of parsing, at most
 QUIET_S = 0.05            # catch up after this much silence
 TAIL_S = 0.25             # the queue keeps about this much parsing work
-MIN_TAIL, MAX_TAIL = 64 << 10, 4 << 20
+MIN_TAIL, MAX_TAIL = 64 << 10, 1 << 20  # the queue holds at most 2 × MAX_TAIL
 GUESS = {"ghostty": 50e6, "pyte": 0.4e6}  # bytes/s before anything is measured
 
 

@@ -187,3 +187,14 @@ def test_vim_survives_resize_and_attach(t):
     assert run("wait", "vim", "--timeout", "10s").returncode == 0
     snap = shot("vim")  # vim left the alternate screen: the replay shows the shell's page again
     assert not snap["modes"]["alt_screen"] and not any("hello from looop" in ln for ln in snap["lines"])
+
+
+def test_garbage_and_a_one_megabyte_line_leave_the_screen_readable(t):
+    t.start("junk", "head -c 200000 /dev/urandom; printf '\\e[0m\\e(B\\ec'; "
+                    "head -c 1000000 /dev/zero | tr '\\0' x; printf '\\nEND-OF-JUNK\\n'; exec cat")
+    ok("expect", "junk", "END-OF-JUNK", "--timeout", "30s")
+    wait_until(lambda: "END-OF-JUNK" in ok("shot", "junk"), 20, "the screen after the junk")
+    snap = shot("junk")
+    assert snap["engine"] == t.engine and len(snap["lines"]) == 40
+    assert live("junk")
+    ok("kill", "junk")
