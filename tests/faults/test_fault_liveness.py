@@ -22,6 +22,7 @@ def test_a_pulse_that_stops_beating_is_restarted(data_dir):
     t = Tree(data_dir, env=env)
     try:
         old = t.pulse_running()
+        wait_until(lambda: "next beat in" in t.output(), 15, "a first beat (its reports set the deadline)")
         os.kill(old["pid"], signal.SIGSTOP)  # alive, holding its pid, beating never again
         t0 = time.monotonic()
         new = wait_until(lambda: (r := row("pulse")) and r["alive"] and r["state"] == "running"
