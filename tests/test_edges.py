@@ -186,3 +186,70 @@ def test_status_cost_is_a_float_and_one_worker_is_singular(data_dir):
     t.start("only", "sleep 30")
     assert t.stop(signal.SIGTERM) == 0
     assert "stopped 1 worker (only)" in t.output()
+
+
+def test_kill_and_restart_all(tree):
+    for sid in ("a1", "a2"):
+        tree.start(sid, "sleep 60")
+    r = run("kill", "--all")  # stdin is not a terminal: a bulk stop must be asked for
+    assert r.returncode == 1 and "add --yes" in r.stderr and r.stderr.count("\n") == 1
+    assert {x["id"] for x in ls() if x["alive"] and x["role"] == "worker"} == {"a1", "a2"}
+    before = {x["id"]: x["pid"] for x in ls() if x["role"] == "worker"}
+    r = run("restart", "--all", "--yes", timeout=60)
+    assert r.returncode == 0 and "restarted a1" in r.stdout and "restarted a2" in r.stdout
+    after = {x["id"]: x["pid"] for x in ls() if x["role"] == "worker"}
+    assert all(after[k] != before[k] for k in before)
+    r = run("kill", "--all", "--yes", timeout=60)
+    assert r.returncode == 0 and "a1 killed" in r.stdout and "a2 killed" in r.stdout
+    assert not [x for x in ls() if x["alive"] and x["role"] == "worker"]
+    assert run("kill").returncode == 1  # neither an id nor --all
+
+
+def test_start_session_cwd_and_env(tree, tmp_path):
+    where = tmp_path / "work dir"
+    where.mkdir()
+    run("start-session", "ce", 'pwd; echo "FOO=$FOO BAR=$BAR"', "--command", "bash {{prompt_file}}",
+        "--cwd", str(where), "--env", "FOO=one two", "--env", "BAR=", check=True)
+    wait_until(lambda: "FOO=" in run("log", "ce").stdout, 10, "the worker's output")
+    out = run("log", "ce").stdout
+    assert str(where) in out and "FOO=one two BAR=" in out
+    r = run("start-session", "bad", "x", "--env", "NOEQUALS")
+    assert r.returncode == 1 and "use NAME=value" in r.stderr
+    r = run("start-session", "bad", "x", "--cwd", str(tmp_path / "nope"))
+    assert r.returncode == 1 and "no such directory" in r.stderr
+
+
+def test_logs_follows_every_session_prefixed(tree):
+    import subprocess
+
+    from conftest import BIN
+    # --lines: whether `logs` is up before or after a worker wrote, its line shows
+    p = subprocess.Popen([BIN, "logs", "--interval", "50ms", "--lines", "5"], stdout=subprocess.PIPE)
+    try:
+        tree.start("l1", "echo first-line; sleep 30")
+        tree.start("l2", "echo second-line; sleep 30")
+        buf = bytearray()
+        os.set_blocking(p.stdout.fileno(), False)
+
+        def seen() -> bool:
+            try:
+                buf.extend(os.read(p.stdout.fileno(), 65536))
+            except BlockingIOError:
+                pass
+            got = [" ".join(ln.split()) for ln in buf.decode("utf-8", "replace").splitlines()]
+            return "l1 | first-line" in got and "l2 | second-line" in got  # ids padded to one width
+        wait_until(seen, 15, "both workers' lines, prefixed")
+    finally:
+        p.send_signal(signal.SIGINT)
+        assert p.wait(10) == 0
+    run("kill", "--all", "--yes", check=True)
+
+
+def test_ls_wide_shows_cpu_rss_and_restarts(tree):
+    tree.start("wd", "sleep 30")
+    out = run("ls", "--wide", check=True).stdout.splitlines()
+    head = out[0].split()
+    assert head[:9] == ["ID", "STATE", "ACTIVITY", "WHERE", "PID", "AGE", "CPU", "RSS", "↺"]
+    row = next(ln for ln in out if ln.startswith("wd "))
+    assert "%" in row and "M" in row
+    run("kill", "wd", check=True)

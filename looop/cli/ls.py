@@ -42,18 +42,62 @@ def with_backoff(d: str, rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rs
 
 
-def table(rs: list[dict[str, Any]], width: int) -> str:
+def usage(rs: list[dict[str, Any]], sample: float = 0.2) -> dict[str, tuple[float, int]]:
+    """id → (CPU %, RSS bytes) of each live row's command and everything
+    below it, CPU measured over `sample` seconds (psutil: `ls --wide` only)."""
+    import psutil
+    procs: dict[str, list[Any]] = {}
+    for r in rs:
+        if not r["alive"] or not r.get("pid"):
+            continue
+        try:
+            top = psutil.Process(r["pid"])
+            procs[r["id"]] = [top] + top.children(recursive=True)
+        except psutil.Error:
+            continue
+    for ps in procs.values():
+        for q in ps:
+            try:
+                q.cpu_percent(None)
+            except psutil.Error:
+                pass
+    time.sleep(sample if procs else 0)
+    out = {}
+    for sid, ps in procs.items():
+        cpu, rss = 0.0, 0
+        for q in ps:
+            try:
+                cpu += q.cpu_percent(None)
+                rss += q.memory_info().rss
+            except psutil.Error:
+                pass
+        out[sid] = (cpu, rss)
+    return out
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f}M"
+
+
+def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
     now = time.time()
     everywhere = any("data_dir" in r for r in rs)
     head = ["ID", "STATE", "ACTIVITY", "WHERE", "PID", "AGE", FLAG, "CMD"] + (["DATA DIR"] if everywhere else [])
+    used = usage(rs) if wide else {}
+    if wide:
+        head[6:6] = ["CPU", "RSS", "↺"]
     body = []
     for r in rs:
         state = r["state"] + (f" {r['exit_code']}" if r["exit_code"] is not None and not r["alive"] else "")
         flag = (FLAG + (" " + r["note"] if r["note"] else "")) if r["flagged"] else ""
         act = r.get("activity") or {}
-        body.append([r["id"], state, act.get("state") or "-", where(r), str(r["pid"] or "-"),
-                     _age(r, now), flag[:40], r["cmd"]]
-                    + ([r["data_dir"]] if everywhere else []))
+        row = [r["id"], state, act.get("state") or "-", where(r), str(r["pid"] or "-"),
+               _age(r, now), flag[:40], r["cmd"]] + ([r["data_dir"]] if everywhere else [])
+        if wide:
+            cpu, rss = used.get(r["id"], (None, None))
+            row[6:6] = [f"{cpu:.0f}%" if cpu is not None else "-", _mib(rss) if rss is not None else "-",
+                        str(r.get("restarts") or 0)]
+        body.append(row)
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     lines = []
     for x in [head] + body:
@@ -69,6 +113,8 @@ def cmd_ls(argv: list[str]) -> int:
     p.add_argument("-w", "--watch", action="store_true", help="redraw in place until Ctrl-C")
     p.add_argument("--interval", default="1s", help="redraw interval for --watch (default 1s)")
     p.add_argument("--all", action="store_true", help="include live sessions of every profile")
+    p.add_argument("--wide", action="store_true",
+                   help="add CPU (over 0.2 s), RSS (command + descendants) and ↺ restarts")
     a = p.parse_args(argv)
     d = paths.data_dir()
     every = duration(a.interval)
@@ -82,7 +128,7 @@ def cmd_ls(argv: list[str]) -> int:
                     del r[k]
             return jsonio.dumps(rs)
         width = os.get_terminal_size().columns if sys.stdout.isatty() else 0
-        return table(rs, width) if rs else "no sessions (start the loop with `looop`)"
+        return table(rs, width, wide=a.wide) if rs else "no sessions (start the loop with `looop`)"
 
     if not a.watch:
         print(render())

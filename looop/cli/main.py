@@ -15,6 +15,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "ls": ("looop.cli.ls", "cmd_ls", "list sessions: the pulse first, then workers"),
     "watch": ("looop.cli.observe", "cmd_watch", "follow a session's output read-only"),
     "log": ("looop.cli.observe", "cmd_log", "show a session's recorded output"),
+    "logs": ("looop.cli.logs", "cmd_logs", "follow every session's new output, prefixed by id (like pm2 logs)"),
     "shot": ("looop.cli.observe", "cmd_shot", "the session's current screen"),
     "expect": ("looop.cli.observe", "cmd_expect", "block until a regex matches the output"),
     "wait": ("looop.cli.observe", "cmd_wait", "block until a session exits; exit with its code"),

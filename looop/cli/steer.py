@@ -143,23 +143,87 @@ def cmd_resize(argv: list[str]) -> int:
     return 0
 
 
-def cmd_restart(argv: list[str]) -> int:
-    p = parser("restart", "Restart the command of a worker in the same session.")
-    session_arg(p)
+def _bulk_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", nargs="?", help="session id (a legacy 'looop-' prefix is accepted)")
+    p.add_argument("--all", action="store_true", help="every live worker")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="with --all: no confirmation (needed when stdin is not a terminal)")
+
+
+def _targets(verb: str, a: argparse.Namespace) -> list[str]:
+    """The ids a (bulk) verb acts on. --all asks first on a terminal; a
+    script must say --yes (a bulk stop is never implied)."""
+    import sys
+    if a.all == (a.id is not None):
+        raise UsageError("give one session id, or --all")
+    if not a.all:
+        return [a.id]
+    from looop import registry
+    ids = [r["id"] for r in registry.rows(paths.data_dir()) if r["role"] == "worker" and r["alive"]]
+    if not ids:
+        print("no live workers")
+        return []
+    if not a.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"--all would {verb} {len(ids)} worker{'s' * (len(ids) != 1)}: "
+                             f"add --yes (stdin is not a terminal)")
+        sys.stderr.write(f"{verb} {len(ids)} worker{'s' * (len(ids) != 1)} ({', '.join(ids)})? [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("nothing done")
+            return []
+    return ids
+
+
+def _each(op: str, ids: list[str], timeout: float) -> list[tuple[str, dict[str, Any] | str]]:
+    """Send `op` for every id at once (one connection each), then collect
+    the replies: N kills take one grace period, not N."""
+    from looop.errors import LooopError
+    d, conns, out = paths.data_dir(), [], []
+    for sid in ids:
+        c = control.Client(d, timeout)
+        c.sock.sendall(control.request(op, id=paths.check_id(sid, "session")))
+        conns.append((sid, c))
+    for sid, c in conns:
+        try:
+            reply = c.read_line()
+            out.append((sid, reply if reply.get("ok") else str(reply.get("error"))))
+        except LooopError as e:
+            out.append((sid, str(e)))
+        finally:
+            c.close()
+    return out
+
+
+def _bulk(verb: str, op: str, argv: list[str], desc: str, timeout: float, done: Any) -> int:
+    import sys
+    p = parser(verb, desc)
+    _bulk_args(p)
     a = p.parse_args(argv)
-    r = _call("restart", a.id, timeout=60)
-    print(f"restarted {a.id} (pid {r.get('pid')})")
-    return 0
+    ids = _targets(verb, a)
+    if not a.all:
+        print(done(ids[0], _call(op, ids[0], timeout=timeout)))
+        return 0
+    bad = 0
+    for sid, r in _each(op, ids, timeout):
+        if isinstance(r, str):
+            bad += 1
+            print(f"looop {verb}: {sid}: {r}", file=sys.stderr)
+        else:
+            print(done(sid, r))
+    return 1 if bad else 0
+
+
+def cmd_restart(argv: list[str]) -> int:
+    return _bulk("restart", "restart", argv, "Restart the command of a worker in the same session "
+                 "(--all: every live worker).", 60, lambda sid, r: f"restarted {sid} (pid {r.get('pid')})")
 
 
 def cmd_kill(argv: list[str]) -> int:
-    p = parser("kill", "Stop a worker: SIGHUP/SIGTERM to its process group, SIGKILL after "
-                       "LOOOP_SHUTDOWN_GRACE. Waits until it is gone.")
-    session_arg(p)
-    a = p.parse_args(argv)
-    r = _call("kill", a.id, timeout=120)
-    print(f"{a.id} {r.get('state', 'killed')}")
-    return 0
+    return _bulk("kill", "kill", argv, "Stop a worker: SIGHUP/SIGTERM to its process group, SIGKILL "
+                 "after LOOOP_SHUTDOWN_GRACE. Waits until it is gone (--all: every live worker, "
+                 "at once; asks first on a terminal, --yes for scripts).", 120,
+                 lambda sid, r: f"{sid} {r.get('state', 'killed')}")
 
 
 def cmd_flag(argv: list[str]) -> int:
@@ -220,8 +284,24 @@ def cmd_start_session(argv: list[str]) -> int:
                    help="restart intensity (default 3/10m): past it the worker is `failed`")
     p.add_argument("--on", metavar="WHERE",
                    help="local | ssh:HOST | slurm (default: the runner's \"backend\")")
+    p.add_argument("--cwd", metavar="DIR", help="the worker's working directory (default: the data dir)")
+    p.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="an extra environment variable for this worker (repeatable; kept for restarts)")
     a = p.parse_args(argv)
     args: dict[str, Any] = {"prompt": a.prompt, "runner": a.runner}
+    if a.cwd is not None:
+        import os
+        args["cwd"] = os.path.abspath(os.path.expanduser(a.cwd))
+        if not os.path.isdir(args["cwd"]):
+            raise UsageError(f"--cwd {a.cwd!r}: no such directory")
+    if a.env:
+        env = {}
+        for kv in a.env:
+            k, sep, v = kv.partition("=")
+            if not sep or not k:
+                raise UsageError(f"--env {kv!r}: use NAME=value")
+            env[k] = v
+        args["env"] = env
     if a.on:
         args["on"] = a.on
     if a.command:

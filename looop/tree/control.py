@@ -105,6 +105,11 @@ def listen(d: str) -> socket.socket:
     return s
 
 
+def request(op: str, **args: Any) -> bytes:
+    """One request line."""
+    return jsonio.dumpb({"op": op, **args}) + b"\n"
+
+
 class Client:
     """A blocking client connection with a deadline on every call."""
 

@@ -220,7 +220,8 @@ READ_ONLY_OPS)
         except ValueError as e:
             raise LooopError(str(e)) from None
         kid = self.start_worker(req["id"], str(req.get("prompt", "")), req.get("runner"),
-                                req.get("command"), policy, on=req.get("on"))
+                                req.get("command"), policy, on=req.get("on"),
+                                cwd=req.get("cwd"), env=req.get("env"))
         kid.start_waiters.append(conn)
 
     def op_kill(self, conn: Conn, req: dict[str, Any]) -> None:

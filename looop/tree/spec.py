@@ -1,7 +1,10 @@
 """Child specs: plain data, validated before any process starts (OTP style)."""
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from looop.tree.backends.base import LOCAL, Placement
 from looop.tree.restart import Policy, Restart  # noqa: F401 (Restart: part of the spec's vocabulary)
@@ -37,3 +40,25 @@ class ChildSpec:
             raise ValueError("empty argv")
         if self.grace < 0 or not (1 <= self.cols <= 1000 and 1 <= self.rows <= 1000):
             raise ValueError("bad grace or size")
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_cwd_env(cwd: Any, env: Any) -> tuple[str | None, dict[str, str]]:
+    """A worker's own directory and extra environment (start-session --cwd,
+    --env K=V), validated; LooopError with one line."""
+    from looop.errors import LooopError
+    if cwd is not None:
+        if not isinstance(cwd, str) or not os.path.isabs(cwd) or not os.path.isdir(cwd):
+            raise LooopError(f"--cwd {cwd!r}: not an existing absolute directory")
+    out: dict[str, str] = {}
+    if env is None:
+        env = {}
+    for k, v in env.items() if isinstance(env, dict) else [("", env)]:
+        if not isinstance(k, str) or not _ENV_NAME.match(k) or not isinstance(v, str) or "\0" in v:
+            raise LooopError(f"--env: bad variable {k!r} (use NAME=value)")
+        if k.startswith("LOOOP_"):
+            raise LooopError(f"--env: {k} is set by looop itself")
+        out[k] = v
+    return cwd, out

@@ -37,6 +37,7 @@ from looop.tree.child import FINAL, child_main
 from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
 from looop.tree.respawn import Respawns
 from looop.tree.restart import Policy, Restart
+from looop.tree import spec as spec_mod
 from looop.tree.spec import ChildSpec
 from looop.ui.out import Printer
 
@@ -332,9 +333,11 @@ class Root(ControlServer, Respawns):
         self.conns[mine.fileno()] = Conn(mine, trusted=True)
 
     def start_worker(self, sid: str, brief: str, runner: str | None, command: str | None,
-                     policy: Policy | None = None, on: str | None = None) -> Kid:
+                     policy: Policy | None = None, on: str | None = None,
+                     cwd: str | None = None, env: dict[str, str] | None = None) -> Kid:
         """Validate and fork a worker; raises LooopError with a one-line reason."""
         sid = paths.check_id(sid, "session")
+        cwd, env = spec_mod.check_cwd_env(cwd, env)
         if sid in self.kids:
             raise LooopError(f"session {sid} is already running")
         if self.stopping:
@@ -362,14 +365,15 @@ class Root(ControlServer, Respawns):
         as_script = template.strip().startswith("bash {{prompt_file}}")
         prompt_file = prompts.write(self.d, sid, brief, as_script=as_script)
         cmd = template.replace("{{prompt_file}}", shlex.quote(prompt_file))
-        meta = {"id": sid, "role": "worker", "command": cmd, "runner": name, "cwd": self.d,
+        meta = {"id": sid, "role": "worker", "command": cmd, "runner": name, "cwd": cwd or self.d,
+                "env": env or None,
                 "prompt_file": prompt_file, "started_at": sessions.rfc3339(),
                 "restart": policy.to_json(),
                 "where": where.as_meta() if where.kind != "local" else None}
         if resume:
             meta["resume"] = resume.replace("{{prompt_file}}", shlex.quote(prompt_file))
         sessions.write_meta(self.d, sid, meta)
-        return self._fork(self.worker_spec(sid, cmd, self.d, policy=policy, where=where,
+        return self._fork(self.worker_spec(sid, cmd, cwd or self.d, policy=policy, where=where,
                                            prompt_file=prompt_file))
 
     def worker_spec(self, sid: str, cmd: str, cwd: str, policy: Policy | None = None,
@@ -381,10 +385,12 @@ class Root(ControlServer, Respawns):
             meta = sessions.read_meta(self.d, sid)
             where = backends.Placement.from_meta(meta.get("where"))
             prompt_file = meta.get("prompt_file") or ""
+        meta = sessions.read_meta(self.d, sid)
         env = self._base_env()
+        env.update(meta.get("env") or {})  # start-session --env K=V (kept for restarts)
         env["LOOOP_SESSION_ID"] = sid
         argv = backends.prepare(where, sid, cmd, prompt_file, self.d)
-        act = tracker.knobs(config.load_cached(self.d), sessions.read_meta(self.d, sid).get("runner"))
+        act = tracker.knobs(config.load_cached(self.d), meta.get("runner"))
         return ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=cwd, argv=argv,
                          env=tuple(env.items()), grace=self.grace, log_max=self.log_max, where=where,
                          restart=policy or Policy(), **act)
