@@ -428,8 +428,6 @@ class Child(Terminals):
     def _publish(self, **extra: Any) -> None:
         s = self.spec
         tr = self.tracker if self.cmd_alive else None
-        title.set_title(s.role, s.sid, self.state.value, self.flagged, self.d,
-                        tr.verdict.state if tr else None, tr.since if tr else None)
         if tr is not None:
             extra.setdefault("activity", tr.status(time.monotonic()))
         self.remote = self.cmd.identity() if self.cmd else None
@@ -446,6 +444,10 @@ class Child(Terminals):
             sessions.write_status(self.d, s.sid, st)
         except OSError:
             pass  # full disk: the link still carries the truth to the root
+        # The title last: `ls` takes a live activity's state from the title and
+        # its evidence from status.json, so the file must already agree.
+        title.set_title(s.role, s.sid, self.state.value, self.flagged, self.d,
+                        tr.verdict.state if tr else None, tr.since if tr else None)
         self._send(("status", st))
 
     def _send(self, msg: tuple) -> None:
