@@ -209,3 +209,42 @@ def test_expect_right_after_send_skips_the_echo(tree, data_dir):
     run("send", "e2", "abc", check=True)
     assert run("expect", "e2", "^re:abc", "--timeout", "10s", check=True).stdout.strip() == "re:abc"
     assert run("expect", "e2", "abc", "--timeout", "10s", check=True).returncode == 0  # the answer has it
+
+
+def test_claude_preset_wires_its_hooks_to_looop_event(data_dir, tmp_path):
+    """A stand-in `claude` on PATH runs the preset's --settings hooks the way
+    Claude Code would (a shell command, the worker's environment): the
+    permission_prompt Notification makes the worker asking, Stop ready."""
+    home = os.environ["HOME"]                   # the test's empty HOME: workers run `bash -l`,
+    bin_dir = os.path.join(home, "bin")         # whose profile sets PATH afresh
+    os.makedirs(bin_dir)
+    with open(os.path.join(home, ".profile"), "w") as f:
+        f.write(f'PATH="{bin_dir}:$PATH"\n')
+    from pathlib import Path
+    fake = Path(bin_dir) / "claude"
+    fake.write_text(f"""#!{sys.executable}
+import json, subprocess, sys, time
+hooks = json.loads(sys.argv[sys.argv.index("--settings") + 1])["hooks"]
+def fire(event, matcher=None):
+    for group in hooks[event]:
+        if matcher in (None, group.get("matcher")):
+            for h in group["hooks"]:
+                subprocess.run(["sh", "-c", h["command"]], check=True)
+print("fake claude up", flush=True)
+fire("Notification", "permission_prompt")
+sys.stdin.readline()
+fire("Stop")
+time.sleep(300)
+""")
+    fake.chmod(0o755)
+    write_config(data_dir, {"default": "rules"})
+    t = Tree(data_dir)
+    try:
+        run("start-session", "c1", "the brief", "claude", check=True)
+        a = wait_activity("c1", "asking")
+        assert a["evidence"] == {"source": "event", "text": "permission_prompt"}
+        run("send", "c1", "y", check=True)
+        a = wait_activity("c1", "ready")
+        assert a["evidence"] == {"source": "event", "text": "Stop"}
+    finally:
+        t.stop()

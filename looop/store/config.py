@@ -9,12 +9,31 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 from typing import Any
 
 from looop.errors import BadInput
 from looop.store import paths
 from looop.store.readfile import NotRegular, read_bounded
+
+def _claude_hooks() -> str:
+    """`--settings` JSON for a claude worker: its own hooks report to looop
+    (`looop _event`), so its activity has the agent's word, not only the
+    screen. Passed on the command line, so the user's ~/.claude/settings.json
+    is never touched; Claude Code merges --settings hooks with the user's
+    (https://github.com/anthropics/claude-code/issues/11392). Events and
+    matchers: Notification `permission_prompt` / `idle_prompt`, Stop
+    (https://devhints.io/claude-code-hooks, code.claude.com/docs hooks guide).
+    `|| true`: a hook must never fail the agent (exit 2 would block a Stop)."""
+    def hook(state: str, note: str) -> list[dict[str, str]]:
+        return [{"type": "command",
+                 "command": f'"$LOOOP_BIN" _event "$LOOOP_SESSION_ID" {state} {note} || true'}]
+    return json.dumps({"hooks": {
+        "Notification": [{"matcher": "permission_prompt", "hooks": hook("asking", "permission_prompt")},
+                         {"matcher": "idle_prompt", "hooks": hook("ready", "idle_prompt")}],
+        "Stop": [{"hooks": hook("ready", "Stop")}]}}, separators=(",", ":"))
+
 
 # `states`: regexes matched against a worker's settled screen (SPEC §15,
 # looop.tree.activity). Each comes from the tool's own docs or issue threads,
@@ -23,7 +42,8 @@ from looop.store.readfile import NotRegular, read_bounded
 PRESETS: dict[str, dict[str, Any]] = {
     "claude": {
         "tick": "claude -p --dangerously-skip-permissions",
-        "interactive": 'claude --dangerously-skip-permissions "$(cat {{prompt_file}})"',
+        "interactive": ("claude --settings " + shlex.quote(_claude_hooks())
+                        + ' --dangerously-skip-permissions "$(cat {{prompt_file}})"'),
         "states": {
             "working": [
                 # the spinner line "(esc to interrupt)":
