@@ -238,7 +238,7 @@ time.sleep(300)
 """)
     fake.chmod(0o755)
     write_config(data_dir, {"default": "rules"})
-    t = Tree(data_dir)
+    t = Tree(data_dir, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})  # the root checks it
     try:
         run("start-session", "c1", "the brief", "claude", check=True)
         a = wait_activity("c1", "asking")
