@@ -211,7 +211,7 @@ def test_expect_right_after_send_skips_the_echo(tree, data_dir):
     assert run("expect", "e2", "abc", "--timeout", "10s", check=True).returncode == 0  # the answer has it
 
 
-def test_claude_preset_wires_its_hooks_to_looop_event(data_dir, tmp_path):
+def test_claude_preset_wires_its_hooks_to_looop_event(data_dir, tmp_path, monkeypatch):
     """A stand-in `claude` on PATH runs the preset's --settings hooks the way
     Claude Code would (a shell command, the worker's environment): the
     permission_prompt Notification makes the worker asking, Stop ready."""
@@ -238,7 +238,8 @@ time.sleep(300)
 """)
     fake.chmod(0o755)
     write_config(data_dir, {"default": "rules"})
-    t = Tree(data_dir, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})  # the root checks it
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # start-session checks it
+    t = Tree(data_dir)
     try:
         run("start-session", "c1", "the brief", "claude", check=True)
         a = wait_activity("c1", "asking")
