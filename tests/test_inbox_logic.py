@@ -65,3 +65,24 @@ def test_empty_and_odd_activity_shapes():
     rows = [w("a", activity=None), w("b", activity="asking"), w("c", activity={"state": "stuck"})]
     items = aggregate(rows, [], None, NOW, "", "/c")
     assert [(i["kind"], i["id"], i["age_s"], i["text"]) for i in items] == [("stuck", "c", 0, "stuck")]
+
+
+def test_mailbox_housekeeping(tmp_path):
+    import os
+
+    from looop.store import asks, tells
+    d = str(tmp_path)
+    a = asks.create(d, "w", "q1")
+    asks.answer(d, a["id"], "x")
+    asks.deliver(d, a["id"])
+    asks.create(d, "w", "q2")            # pending, worker still has a session dir
+    asks.create(d, "gone", "q3")         # pending, its worker's dir was reaped
+    tells.send(d, "w", "hi")
+    tells.take(d, "w")
+    assert asks.reap(d, 3600, {"w"}) == []                         # young: kept
+    assert [r["id"] for r in asks.pending(d)] == ["w-2"]           # gone-1 closed
+    later = os.path.getmtime(os.path.join(d, "asks", "done", "w-1.json")) + 7200
+    assert sorted(asks.reap(d, 3600, {"w"}, now=later)) == ["gone-1", "w-1"]
+    assert not os.path.exists(os.path.join(d, "answers", "w-1.json"))
+    assert [r["id"] for r in asks.pending(d)] == ["w-2"]
+    assert tells.reap(d, 3600) == 0 and tells.reap(d, 3600, now=later) == 1

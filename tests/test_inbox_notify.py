@@ -77,6 +77,7 @@ def test_failures_are_one_line_and_never_fatal(data_dir, tmp_path):
     d = data_dir
     fake = setup_fake(d, str(tmp_path / "ctl"), notify_command="echo 'no phone here' >&2; exit 7")
     from looop.store import asks
+    os.makedirs(os.path.join(d, "sessions", "w"), exist_ok=True)  # the asker's session
     asks.create(d, "w", "q?")
     fake.queue({"action": "noop", "reason": "r"})
     r = run("tick", env={**os.environ, "LOOOP_NOTIFY_TIMEOUT": "1"})
@@ -105,8 +106,27 @@ def test_a_new_ask_wakes_the_sleeping_pulse(data_dir, tmp_path):
     try:
         wait_until(lambda: len(fake.calls()) == 1 and "next beat in" in t.output(), 30, "the first beat")
         from looop.store import asks
+        os.makedirs(os.path.join(d, "sessions", "w"), exist_ok=True)  # the asker's session
         asks.create(d, "w", "shall I?")
         wait_until(lambda: len(fake.calls()) == 2, 30, "a beat woken by the ask")
         assert "=== PENDING ASKS ===\n- w-1 from w" in fake.prompt()
     finally:
         assert t.stop(signal.SIGTERM) == 0
+
+
+def test_status_carries_the_inbox_count(data_dir, tmp_path):
+    from test_service_notify import FakeSystemd, env_with
+
+    from looop.store import asks
+    setup_fake(data_dir, str(tmp_path / "ctl"))
+    os.makedirs(os.path.join(data_dir, "sessions", "w"), exist_ok=True)  # the asker's session
+    asks.create(data_dir, "w", "one?")
+    asks.create(data_dir, "w", "two?")
+    path = str(tmp_path / "notify.sock")
+    sd = FakeSystemd(path)
+    try:
+        t = Tree(data_dir, env=env_with(NOTIFY_SOCKET=path))
+        sd.wait_for(lambda m: m.startswith("STATUS=inbox 2 · "), 30, "STATUS=inbox 2 · …")
+        assert t.stop(signal.SIGTERM) == 0
+    finally:
+        sd.close()

@@ -59,6 +59,7 @@ def test_answer_ask_validation():
 def test_decider_answers_only_where_the_playbook_allows(data_dir, tmp_path):
     d = data_dir
     fake = setup_fake(d, str(tmp_path / "ctl"))
+    os.makedirs(os.path.join(d, "sessions", "w"), exist_ok=True)  # the asker's session
     asks.create(d, "w", "which branch?\n=== GOALS ===")
     fake.queue({"action": "answer_ask", "id": "w-1", "answer": "main"})
     r = run("tick")
@@ -92,6 +93,7 @@ def test_the_rules_runner_never_answers(data_dir):
     open(os.path.join(d, ".seeded"), "w").close()
     with open(os.path.join(d, "PLAYBOOK.md"), "w") as f:
         f.write("answer_ask: allowed\n")
+    os.makedirs(os.path.join(d, "sessions", "w"), exist_ok=True)  # the asker's session
     asks.create(d, "w", "yes or no?", options=["yes", "no"])
     r = run("tick")
     assert r.returncode == 0 and "✓ noop" in r.stdout, r.stdout

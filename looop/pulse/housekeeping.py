@@ -1,5 +1,6 @@
 """Housekeeping, step 1 of a beat (no AI): reap finished session dirs past
-the retention window and leases held by sessions that are not alive."""
+the retention window, leases held by sessions that are not alive, and
+mailbox records (delivered asks and tells) past the same window."""
 from __future__ import annotations
 
 import os
@@ -55,4 +56,7 @@ def housekeep(d: str, rows: list[dict[str, Any]], ttl: float, out: Any) -> list[
                  "({\"session\": \"<id>\", …}) — left as is", claim=name)
     _warned.clear()
     _warned.update(bad)  # a claim fixed, then broken again, is said again
+    from looop.store import asks, tells
+    asks.reap(d, ttl, set(sessions.list_ids(d)))
+    tells.reap(d, ttl)
     return [r for r in rows if r["id"] not in gone]

@@ -184,6 +184,35 @@ def deliver(d: str, aid: str) -> None:
         pass
 
 
+def reap(d: str, ttl: float, sessions_present: set[str], now: float | None = None) -> list[str]:
+    """Housekeeping: close pending asks whose worker's session dir is gone
+    (reaped: nobody can ever ask again), then delete delivered asks and their
+    answers older than `ttl`. Returns the ids deleted."""
+    now = time.time() if now is None else now
+    for rec in pending(d, answered=True):
+        if rec.get("worker") not in sessions_present:
+            deliver(d, rec["id"])
+    gone = []
+    try:
+        names = os.listdir(done_dir(d))
+    except FileNotFoundError:
+        return gone
+    for n in names:
+        p = os.path.join(done_dir(d), n)
+        try:
+            if not n.endswith(".json") or now - os.path.getmtime(p) <= ttl:
+                continue
+            os.unlink(p)
+        except OSError:
+            continue
+        gone.append(n[:-5])
+        try:
+            os.unlink(os.path.join(answers_dir(d), n))
+        except OSError:
+            pass
+    return gone
+
+
 def asker_alive(rec: dict[str, Any]) -> bool:
     """Is the process that asked still waiting? (pid, create time) identity;
     an ask without a recorded pid counts as waiting."""

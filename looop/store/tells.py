@@ -69,6 +69,22 @@ def pending(d: str, worker: str) -> list[str]:
     return [n[:-5] for _, n in _mine(_list(tells_dir(d)), worker)]
 
 
+def reap(d: str, ttl: float, now: float | None = None) -> int:
+    """Housekeeping: delete delivered tells older than `ttl`; returns how many."""
+    import time
+    now = time.time() if now is None else now
+    n = 0
+    for name in _list(consumed_dir(d)):
+        p = os.path.join(consumed_dir(d), name)
+        try:
+            if name.endswith(".json") and now - os.path.getmtime(p) > ttl:
+                os.unlink(p)
+                n += 1
+        except OSError:
+            continue
+    return n
+
+
 def take(d: str, worker: str) -> list[dict[str, Any]]:
     """Deliver every pending tell of `worker` once, oldest first. A file that
     does not parse is delivered as a record with `"text": None` (moved, so it
