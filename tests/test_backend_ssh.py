@@ -168,7 +168,7 @@ def test_two_data_dirs_on_one_host_never_touch_each_other(tmp_path, monkeypatch)
 
 
 def test_fifty_ssh_workers_at_once_against_a_default_maxstartups(ssh_dir):
-    t = Tree(ssh_dir)
+    t = Tree(ssh_dir, env=dict(os.environ, LOOOP_MAX_WORKERS="64"))
     try:
         n = 50
         procs = [subprocess.Popen([BIN, "start-session", f"m{i}", "echo up; sleep 1000", "remote"],
