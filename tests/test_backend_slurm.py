@@ -99,16 +99,22 @@ def test_root_sigkill_cancels_every_job_and_the_next_root_starts_clean(slurm_dir
 
 
 def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
-    """Root and children SIGKILLed at once (nobody cancels): the job stays
-    RUNNING; the next root of the data dir cancels it by the hash."""
+    """Root, children and srun SIGKILLed at once (nobody cancels, srun's HUP
+    handling never runs): the job stays RUNNING with no local side;
+    `ls --remote` says orphaned; the next root cancels it by the hash."""
     t = Tree(slurm_dir, new_group=True)
-    start("o1", READY + "sleep 1000")
+    srun = start("o1", READY + "sleep 1000")["pid"]
     import psutil  # root and children at once (a group kill lets children clean up)
     for p in [c.pid for c in psutil.Process(t.pid).children()] + [t.pid]:
         os.kill(p, signal.SIGKILL)
+    os.killpg(srun, signal.SIGKILL)  # srun leads its PTY's session
     t.proc.wait(5)
     t.out.close()
     left = jobs(slurm_dir)
+    assert left, "the job should outlive a tree killed all at once"
+    row = next(r for r in json.loads(run("ls", "--json", "--remote", check=True).stdout) if r["id"] == "o1")
+    assert (row["state"], row["remote"]["id"]) == ("orphaned", left[0])
+    assert next(r for r in ls() if r["id"] == "o1")["state"] == "dead"  # plain ls: no engine round trip
     t2 = Tree(slurm_dir)
     wait_until(lambda: not jobs(slurm_dir), 10, f"the next root to cancel {left}")
     t2.stop()

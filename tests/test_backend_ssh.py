@@ -158,6 +158,8 @@ def test_two_data_dirs_on_one_host_never_touch_each_other(tmp_path, monkeypatch)
     tb.out.close()
     time.sleep(0.5)
     assert [p for p in theirs if alive(p)], "the HUP-proof process should outlive B's tree"
+    row = next(r for r in json.loads(run("ls", "--json", "--remote", check=True).stdout) if r["id"] == "x")
+    assert (row["state"], row["remote"]["host"]) == ("orphaned", HOSTS[0])
     tb2 = Tree(b)  # B's next root sweeps the host by B's hash
     wait_gone(theirs, 10, "B's leftovers")
     assert mine and all(alive(p) for p in mine), "A's remote processes were touched"

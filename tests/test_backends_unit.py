@@ -35,3 +35,39 @@ def test_every_kind_implements_the_protocol():
                  "retry", "close"):
         for kind in backends.KINDS.values():
             assert callable(getattr(kind.cls, name)), (kind, name)
+
+
+def test_place_ssh_round_robin_by_load_with_a_cap(tmp_path):
+    from collections import Counter
+
+    import pytest
+
+    from looop.errors import BadInput
+    d = str(tmp_path)
+    cfg = {"kind": "ssh", "hosts": ["h1", "h2"], "max_workers_per_host": 2, "options": ["-F", "c"]}
+    load: Counter = Counter()
+    got = []
+    for i in range(4):
+        w = backends.place(cfg, None, f"w{i}", d, load)
+        load[w.host] += 1
+        got.append(w.host)
+    assert got == ["h1", "h2", "h1", "h2"]
+    assert w.opts == ("-F", "c") and w.name == f"looop-w3-{data_dir_hash(d)}"
+    with pytest.raises(BadInput, match="max_workers_per_host"):
+        backends.place(cfg, None, "w5", d, load)
+    assert backends.place(cfg, "ssh:h9", "x", d, Counter()).host == "h9"
+    assert backends.place(cfg, "local", "x", d, Counter()) == backends.LOCAL
+    assert backends.place({"kind": "slurm", "partition": "p"}, None, "x", d, Counter()).opts[-2:] == ("-p", "p")
+    for bad, on in (({"kind": "ssh"}, None), ({}, "k8s"), ({}, "ssh:"), ({}, "slurm:x")):
+        with pytest.raises(BadInput):
+            backends.place(bad, on, "x", d, Counter())
+
+
+def test_ls_remote_marks_only_rows_whose_local_child_is_gone():
+    from looop.cli.ls import mark_orphans
+    ident = {"engine": "slurm", "host": "", "id": "9"}
+    rs = [{"id": "a", "alive": False, "state": "dead", "remote": {"engine": "slurm", "host": "", "id": "9"}},
+          {"id": "b", "alive": True, "state": "running", "remote": {"engine": "slurm", "host": "", "id": "8"}},
+          {"id": "c", "alive": False, "state": "exited", "remote": None}]
+    found = {("slurm", "a"): ident, ("slurm", "b"): ident}
+    assert [r["state"] for r in mark_orphans(rs, found)] == ["orphaned", "running", "exited"]

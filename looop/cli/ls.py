@@ -106,6 +106,28 @@ def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
     return "\n".join(lines)
 
 
+def with_orphans(d: str, rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`ls --remote`: ask the engines this data dir's remote sessions ran on
+    what still lives there; a row whose local child is gone but whose engine
+    side lives becomes `orphaned` (the next root releases it)."""
+    from looop.store import sessions
+    from looop.tree import backends
+    found = backends.survey(d, backends.placements(d, sessions.list_ids(d)))
+    return mark_orphans(rs, found)
+
+
+def mark_orphans(rs: list[dict[str, Any]], found: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pure: rows + what the engines list ((engine, sid) → identity)."""
+    out = []
+    for r in rs:
+        rem = r.get("remote") or {}
+        ident = found.get((str(rem.get("engine")), r["id"])) if rem else None
+        if ident is not None and not r["alive"]:
+            r = dict(r, state="orphaned", remote=ident)
+        out.append(r)
+    return out
+
+
 def cmd_ls(argv: list[str]) -> int:
     p = parser("ls", "List sessions: the pulse first, then workers. Live rows come from "
                      "process titles, finished ones from disk.")
@@ -115,12 +137,17 @@ def cmd_ls(argv: list[str]) -> int:
     p.add_argument("--all", action="store_true", help="include live sessions of every profile")
     p.add_argument("--wide", action="store_true",
                    help="add CPU (over 0.2 s), RSS (command + descendants) and ↺ restarts")
+    p.add_argument("--remote", action="store_true",
+                   help="also ask the engines (ssh hosts, squeue): a session whose engine side "
+                        "outlived its local child shows as orphaned")
     a = p.parse_args(argv)
     d = paths.data_dir()
     every = duration(a.interval)
 
     def render() -> str:
         rs = with_backoff(d, rows(d, everywhere=a.all))
+        if a.remote:
+            rs = with_orphans(d, rs)
         if a.json:
             from looop.store import jsonio
             for r in rs:

@@ -20,7 +20,8 @@ from looop.tree.backends.base import LOCAL, Backend, Placement, Stop, data_dir_h
 from looop.tree.backends.local import LocalPty
 
 __all__ = ["Backend", "Placement", "Stop", "LOCAL", "data_dir_hash", "engine_name", "KINDS",
-           "place", "prepare", "open_backend", "placements_left", "leftovers"]
+           "place", "prepare", "open_backend", "placements_left", "leftovers", "survey",
+           "placements"]
 
 
 class Kind(NamedTuple):
@@ -29,6 +30,8 @@ class Kind(NamedTuple):
     argv: Callable[[Placement, str, str, str, str], tuple[str, ...]]
     # (placements, h) → what was swept; called by the next root
     leftovers: Callable[[list[Placement], str], list[str]] | None
+    # (placements, h) → {sid: identity} of what lives on the engine (ls --remote)
+    survey: Callable[[list[Placement], str], dict[str, dict[str, Any]]] | None
 
 
 def _local_argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) -> tuple[str, ...]:
@@ -36,9 +39,9 @@ def _local_argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) 
 
 
 KINDS: dict[str, Kind] = {
-    "local": Kind(LocalPty, _local_argv, None),
-    "ssh": Kind(ssh.SshPty, ssh.argv, ssh.leftovers),
-    "slurm": Kind(slurm.SrunPty, slurm.argv, slurm.leftovers),
+    "local": Kind(LocalPty, _local_argv, None, None),
+    "ssh": Kind(ssh.SshPty, ssh.argv, ssh.leftovers, ssh.survey),
+    "slurm": Kind(slurm.SrunPty, slurm.argv, slurm.leftovers, slurm.survey),
 }
 
 
@@ -103,16 +106,37 @@ def open_backend(spec: Any, previous: Backend | None = None) -> Backend:
                                  spec.onlcr, spec.pass_fds, where=where, **again)
 
 
+def survey(d: str, wheres: list[Placement]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Ask every engine in `wheres` what of data dir `d` lives there:
+    (engine, sid) → {"engine", "host", "id"}. Bounded per engine."""
+    h = data_dir_hash(d)
+    by_kind: dict[str, list[Placement]] = {}
+    for w in wheres:
+        by_kind.setdefault(w.kind, []).append(w)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind, ws in sorted(by_kind.items()):
+        k = KINDS.get(kind)
+        if k is not None and k.survey is not None:
+            found.update({(kind, sid): ident for sid, ident in k.survey(ws, h).items()})
+    return found
+
+
 def placements_left(d: str) -> list[Placement]:
     """Where the sessions that a dead root left `starting`/`running` ran,
     if not here: the engines the next root must sweep (none: no round trip)."""
     from looop.store import sessions
+    return placements(d, [sid for sid in sessions.list_ids(d)
+                          if sessions.read_status(d, sid).get("state") in ("starting", "running")])
+
+
+def placements(d: str, sids: list[str]) -> list[Placement]:
+    """The remote placements of sessions `sids` (from meta.json)."""
+    from looop.store import sessions
     out = []
-    for sid in sessions.list_ids(d):
-        if sessions.read_status(d, sid).get("state") in ("starting", "running"):
-            w = Placement.from_meta(sessions.read_meta(d, sid).get("where"))
-            if w.kind != "local":
-                out.append(w)
+    for sid in sids:
+        w = Placement.from_meta(sessions.read_meta(d, sid).get("where"))
+        if w.kind != "local":
+            out.append(w)
     return out
 
 

@@ -123,6 +123,16 @@ class SrunPty(LocalPty):
         return {"engine": "slurm", "host": "", "id": self.job}
 
 
+def survey(wheres: list[Placement], h: str) -> dict[str, dict[str, Any]]:
+    """This user's jobs named looop-<sid>-<h>, from squeue: sid → identity."""
+    found: dict[str, dict[str, Any]] = {}
+    for line in _run(["squeue", "--me", "-h", "-o", "%i %j"]).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].startswith("looop-") and parts[1].endswith("-" + h):
+            found[parts[1][len("looop-"):-len(h) - 1]] = {"engine": "slurm", "host": "", "id": parts[0]}
+    return found
+
+
 def leftovers(wheres: list[Placement], h: str) -> list[str]:
     """Cancel this user's jobs named looop-*-<h> (the data dir's), without
     waiting for them to end. Returns "slurm::<jobid>" for each."""
