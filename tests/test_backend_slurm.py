@@ -69,10 +69,10 @@ def test_every_verb_through_a_slurm_worker(slurm_dir):
         expect("s1", "ready")
         run("send", "s1", "hello", check=True)
         expect("s1", "got:hello")
+        assert "got:hello" in run("shot", "s1", check=True).stdout
         run("resize", "s1", "90x20", check=True)
         run("send", "s1", "size", check=True)
         expect("s1", "^20 90", "10s")
-        assert "got:hello" in run("shot", "s1", check=True).stdout
         run("start-session", "s2", "echo bye; exit 7", "hpc", check=True, timeout=60)
         assert run("wait", "s2", "--timeout", "20s", timeout=30).returncode == 7
         assert run("kill", "s1", timeout=30).returncode == 0

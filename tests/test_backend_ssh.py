@@ -90,10 +90,10 @@ def test_every_verb_through_an_ssh_worker(ssh_dir):
         expect("w1", "got:hello")
         run("send", "w1", "~.", check=True)  # would drop the link with ssh's escape char on
         expect("w1", "got:~\\.")
+        assert "got:hello" in run("shot", "w1", check=True).stdout
         run("resize", "w1", "100x30", check=True)
         run("send", "w1", "size", check=True)
         expect("w1", "^30 100", "10s")
-        assert "got:hello" in run("shot", "w1", check=True).stdout
         start("w2", "echo bye; exit 7")  # the next host, round-robin
         assert next(r for r in ls() if r["id"] == "w2")["remote"]["host"] == HOSTS[1 % len(HOSTS)]
         assert run("wait", "w2", "--timeout", "20s", timeout=30).returncode == 7
