@@ -116,5 +116,5 @@ def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
     assert (row["state"], row["remote"]["id"]) == ("orphaned", left[0])
     assert next(r for r in ls() if r["id"] == "o1")["state"] == "dead"  # plain ls: no engine round trip
     t2 = Tree(slurm_dir)
-    wait_until(lambda: not jobs(slurm_dir), 10, f"the next root to cancel {left}")
+    wait_until(lambda: not jobs(slurm_dir), 15, f"the next root to cancel {left}")
     t2.stop()

@@ -31,7 +31,7 @@ from looop.tree.backends.local import LocalPty
 
 ALLOW = ("TERM", "HOME", "USER", "LANG", "LC_ALL", "LOOOP_SESSION_ID", "LOOOP_DATA_DIR")
 CANCEL_WAIT = 5.0       # KILL: how long squeue may still list the job before the local group goes
-CLIENT_TIMEOUT = 5.0    # one scancel / squeue call
+CLIENT_TIMEOUT = 10.0   # one scancel / squeue call (slurmctld is slow under load)
 # the job prints its id before anything else; sh -c: $0 = the name, $1 = the command
 JOB_SH = 'printf "\\033]0;%s %s\\007" "$0" "$SLURM_JOB_ID"; exec bash -lc "$1"'
 _TITLE = re.compile(rb"\x1b\]0;looop-[^ \x07]+ (\d+)\x07")
@@ -135,7 +135,10 @@ def survey(wheres: list[Placement], h: str) -> dict[str, dict[str, Any]]:
 
 def leftovers(wheres: list[Placement], h: str) -> list[str]:
     """Cancel this user's jobs named looop-*-<h> (the data dir's), without
-    waiting for them to end. Returns "slurm::<jobid>" for each."""
+    waiting for them to end — those squeue lists, and by name those of
+    `wheres` (a slow squeue must not leave one behind). Returns
+    "slurm::<jobid or name>" for each."""
+    import getpass
     ids = []
     for line in _run(["squeue", "--me", "-h", "-o", "%i %j"]).splitlines():
         parts = line.split()
@@ -143,4 +146,7 @@ def leftovers(wheres: list[Placement], h: str) -> list[str]:
             ids.append(parts[0])
     if ids:
         _run(["scancel", *ids])
-    return [f"slurm::{i}" for i in ids]
+    user = getpass.getuser()
+    for name in sorted({w.name for w in wheres if w.name.endswith("-" + h)}):
+        _run(["scancel", f"--user={user}", f"--name={name}"])
+    return [f"slurm::{i}" for i in ids] or [f"slurm::{w.name}" for w in wheres]
