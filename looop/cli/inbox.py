@@ -2,11 +2,10 @@
 command that answers it (the shape is looop.inbox's)."""
 from __future__ import annotations
 
-import sys
-import time
 from typing import Any
 
 from looop.cli.args import duration, parser
+from looop.cli.ls import redraw
 from looop.store import paths
 
 
@@ -48,14 +47,4 @@ def cmd_inbox(argv: list[str]) -> int:
             return jsonio.dumps(items)
         return table(items)
 
-    if not a.watch:
-        print(render())
-        return 0
-    try:
-        while True:
-            frame = render()
-            sys.stdout.write("\x1b[H\x1b[2J" + frame + "\n" if sys.stdout.isatty() else frame + "\n")
-            sys.stdout.flush()
-            time.sleep(max(0.1, every))
-    except KeyboardInterrupt:
-        return 0
+    return redraw(render, a.watch, every)

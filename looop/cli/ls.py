@@ -157,7 +157,13 @@ def cmd_ls(argv: list[str]) -> int:
         width = os.get_terminal_size().columns if sys.stdout.isatty() else 0
         return table(rs, width, wide=a.wide) if rs else "no sessions (start the loop with `looop`)"
 
-    if not a.watch:
+    return redraw(render, a.watch, every)
+
+
+def redraw(render: Any, watch: bool, every: float) -> int:
+    """Print `render()` once, or with `watch` redraw it in place every
+    `every` seconds until Ctrl-C (`ls --watch`, `inbox --watch`)."""
+    if not watch:
         print(render())
         return 0
     try:

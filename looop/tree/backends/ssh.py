@@ -210,6 +210,26 @@ def leftovers(wheres: list[Placement], h: str) -> list[str]:
     LOOOP_SWEEP=<h>:* and drop the registry dir. Bounded (HELPER_TIMEOUT).
     Returns "ssh:<host>:<pid>" for what was killed."""
     script = f'{sweep_fn(h + ":[^=]*")}\nlooop_sweep; rm -rf "{STATE}/{h}"'
+    return [f"ssh:{host}:{x}" for host, out in _on_each_host(wheres, script)
+            for x in sorted(set(out.split()))]
+
+
+def survey(wheres: list[Placement], h: str) -> dict[str, dict[str, Any]]:
+    """What lives on the hosts for data dir hash `h`, asked over ssh (for
+    `ls --remote`): sid → identity, from live processes carrying the
+    marker. Bounded (HELPER_TIMEOUT); an unreachable host lists nothing."""
+    script = (f'for f in $(grep -lsaz "^LOOOP_SWEEP={h}:" /proc/[0-9]*/environ 2>/dev/null); do '
+              f"tr '\\0' '\\n' <\"$f\" | sed -n 's/^LOOOP_SWEEP={h}://p'; done | sort -u")
+    found: dict[str, dict[str, Any]] = {}
+    for host, out in _on_each_host(wheres, script):
+        for sid in out.split():
+            found[sid] = {"engine": "ssh", "host": host, "id": f"looop-{sid}-{h}"}
+    return found
+
+
+def _on_each_host(wheres: list[Placement], script: str) -> list[tuple[str, str]]:
+    """Run `script` under /bin/sh on every distinct host of `wheres` at once;
+    (host, stdout) for each that answered within HELPER_TIMEOUT in all."""
     procs = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for w in wheres:
@@ -222,7 +242,7 @@ def leftovers(wheres: list[Placement], h: str) -> list[str]:
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)))
         except OSError:
             continue
-    gone: list[str] = []
+    answers: list[tuple[str, str]] = []
     deadline = time.monotonic() + HELPER_TIMEOUT
     for host, p in procs:
         try:
@@ -231,36 +251,5 @@ def leftovers(wheres: list[Placement], h: str) -> list[str]:
             p.kill()
             p.wait()
             continue
-        gone += [f"ssh:{host}:{x}" for x in sorted(set(out.decode().split()))]
-    return gone
-
-
-def survey(wheres: list[Placement], h: str) -> dict[str, dict[str, Any]]:
-    """What lives on the hosts for data dir hash `h`, asked over ssh (for
-    `ls --remote`): sid → identity, from live processes carrying the
-    marker. Bounded (HELPER_TIMEOUT); an unreachable host lists nothing."""
-    script = (f'for f in $(grep -lsaz "^LOOOP_SWEEP={h}:" /proc/[0-9]*/environ 2>/dev/null); do '
-              f"tr '\\0' '\\n' <\"$f\" | sed -n 's/^LOOOP_SWEEP={h}://p'; done | sort -u")
-    procs, seen = [], set()
-    for w in wheres:
-        if (w.host, w.opts) in seen:
-            continue
-        seen.add((w.host, w.opts))
-        try:
-            procs.append((w.host, subprocess.Popen(
-                ["ssh", "-o", "BatchMode=yes", *w.opts, w.host, "--", "/bin/sh -c " + shlex.quote(script)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)))
-        except OSError:
-            continue
-    found: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + HELPER_TIMEOUT
-    for host, p in procs:
-        try:
-            out, _ = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            continue
-        for sid in out.decode().split():
-            found[sid] = {"engine": "ssh", "host": host, "id": f"looop-{sid}-{h}"}
-    return found
+        answers.append((host, out.decode()))
+    return answers
