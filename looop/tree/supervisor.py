@@ -428,11 +428,9 @@ class Root(ControlServer, Respawns):
             if role == "worker":
                 self._tell_pulse("worker_started", id=kid.spec.sid, pid=st.get("pid"),
                                  restart=bool(before))
-            if role == "pulse":  # its first beat report is due soon (it reports at once)
+            if role == "pulse":  # its first beat report is due soon (it reports at once);
+                # READY=1 waits for that report (ops.op_beat): exec'd is not up
                 self.pulse_due = time.monotonic() + self.pulse_grace + 30.0
-            if role == "pulse" and not self.ready_sent:
-                self.ready_sent = True
-                self.notifier.send(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=pulse running")
         for conn in kid.start_waiters:
             if st.get("state") == State.RUNNING.value:
                 self._reply(conn, {"ok": True, "id": kid.spec.sid, "pid": st.get("pid"),
