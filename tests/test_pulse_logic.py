@@ -450,3 +450,39 @@ def test_sense_survives_exit_and_eof_in_one_select_batch(tmp_path, monkeypatch):
     readings = sense.sense(str(tmp_path), env, timeout=10, cap=8192)
     assert [r.name for r in readings] == ["s0", "s1", "s2"]
     assert all(r.ok for r in readings), [(r.name, r.problem) for r in readings]
+
+
+def test_the_pulse_signal_handler_only_records():
+    """Issue 14 / STYLE 7: SIGTERM in the pulse raises nothing where it lands;
+    it is recorded (a flag, a readable fd) and a wait raises Shutdown at its
+    own safe point — even a wait that began before the signal."""
+    import subprocess
+    import sys
+    code = (
+        "import os, signal, threading, time\n"
+        "from looop.pulse import stop\n"
+        "stop.install()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "x = sum(range(1000))\n"                  # the handler ran by now: nothing raised
+        "assert stop.requested() and stop.fd() is not None\n"
+        "try:\n"
+        "    stop.wait([], 30)\n"
+        "except stop.Shutdown:\n"
+        "    print('recorded, then raised at the wait')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "recorded, then raised at the wait"
+    # a wait already blocked when the signal comes ends at once
+    code = (
+        "import os, signal, threading, time\n"
+        "from looop.pulse import stop\n"
+        "stop.install()\n"
+        "threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()\n"
+        "t0 = time.monotonic()\n"
+        "try:\n"
+        "    stop.wait([], 30)\n"
+        "except stop.Shutdown:\n"
+        "    print(f'{time.monotonic() - t0:.2f}')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout) < 5, r.stdout

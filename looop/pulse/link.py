@@ -92,14 +92,12 @@ class Link:
 
     def sleep(self, secs: float) -> None:
         """Wait up to `secs`, returning as soon as an event line arrived
-        (they are then in `events`)."""
-        import selectors
+        (they are then in `events`) or a stop was asked (`stop.Shutdown`)."""
+        from looop.pulse import stop
         if self.broken or self.events:
             return
-        sel = selectors.DefaultSelector()
         try:
-            sel.register(self.sock, selectors.EVENT_READ)
-            if not sel.select(max(0.0, secs)):
+            if not stop.wait([self.sock.fileno()], secs):
                 return
             self.sock.settimeout(1.0)
             self._recv()
@@ -115,8 +113,6 @@ class Link:
                 self.buf = rest
         except (OSError, NotRunning):
             self.broken = True
-        finally:
-            sel.close()
 
     def notify(self, status: str) -> None:
         """Best effort: a STATUS= line for systemd; never fails the beat."""
