@@ -27,9 +27,9 @@ from typing import Any, Callable
 from looop import screen as screens
 from looop.screen.keys import input_bytes
 from looop.screen.live import LiveScreen
-from looop.store import sessions
+from looop.store import sessions, title
 from looop.store.sessions import State
-from looop.tree import activity, backends, control, ptycmd, title
+from looop.tree import activity, backends, control, ptycmd
 from looop.tree.attached import Client, Terminals
 from looop.tree.spec import ChildSpec
 from looop.tree.tracker import Tracker, pending_ask

@@ -30,11 +30,11 @@ from typing import Any
 
 from looop import settings
 from looop.errors import AlreadyRunning, LooopError
-from looop.store import atomic, config, events, jsonio, lock, paths, perms, prompts, sessions
+from looop.store import atomic, config, events, jsonio, lock, paths, perms, prompts, sessions, title
 from looop.store.sessions import State
-from looop.tree import backends, control, leftovers, links, notify, ptycmd, title, tracker
+from looop.tree import backends, control, leftovers, links, notify, ptycmd, tracker
 from looop.tree.child import FINAL, child_main
-from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
+from looop.tree.ops import Conn, ControlServer
 from looop.tree.respawn import Respawns
 from looop.tree.restart import Policy, Restart
 from looop.tree import spec as spec_mod
