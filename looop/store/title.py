@@ -23,7 +23,8 @@ import re
 from typing import Iterator, NamedTuple
 
 FLAG = "⚑"
-_RE = re.compile(r"^looop: (root|pulse|worker)(?: (\S+))? \[(\w+)( " + FLAG + r")?(?: ([a-z]+) (\d+))?\] (.+)$")
+# a worker names its id, root and pulse do not (what format_title writes, only)
+_RE = re.compile(r"^looop: (?:(root|pulse)|(worker) (\S+)) \[(\w+)( " + FLAG + r")?(?: ([a-z]+) (\d+))?\] (.+)$")
 
 
 class Title(NamedTuple):
@@ -57,8 +58,8 @@ def parse_title(text: str) -> Title | None:
     m = _RE.match(text)
     if not m:
         return None
-    role, sid, state, flag, act, since, d = m.groups()
-    return Title(role, sid or role, state, bool(flag), d, act, int(since) if since else None)
+    fixed, worker, sid, state, flag, act, since, d = m.groups()
+    return Title(fixed or worker, sid or fixed, state, bool(flag), d, act, int(since) if since else None)
 
 
 MAX_READ = 16384  # a title with the longest data dir fits (PATH_MAX 4096)
