@@ -59,6 +59,7 @@ class Kid:
     pulse_end: socket.socket | None = None
     born: float = field(default_factory=time.monotonic)
     stop_asked: bool = False       # a `kill` was sent: its end is not a crash
+    fail_reason: str | None = None  # killed by the recovery ladder: its end is `failed`
     link: Any = None               # links.ChildLink over `conn`: never blocks the root
     writing: bool = False          # its link fd is registered for EVENT_WRITE
 
