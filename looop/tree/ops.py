@@ -268,7 +268,7 @@ READ_ONLY_OPS)
         """`resume`: run the runner's resume command (the recovery ladder);
         `auto`: an automatic restart, counted against the hourly cap."""
         sid = paths.check_id(req.get("id", ""), "session")
-        if req.get("auto") and sid in self.kids:
+        if req.get("auto") and (sid in self.kids or sessions.exists(self.d, sid)):
             refused = self.take_restart_slot(sid)
             if refused:
                 raise LooopError(refused)
