@@ -93,8 +93,9 @@ def ladder_text(state: str, text: str, mem: dict[str, Any] | None) -> str:
     """An activity item's text with what the recovery ladder did about it."""
     if not mem or mem.get("kind") != state:
         return text
-    if state == "stuck" and mem.get("step") in ("raise", "restart"):
-        text = f"{RAISED} ({'restarted with resume, ' if mem['step'] == 'restart' else ''}still stuck): {text}"
+    if state == "stuck" and mem.get("step") in ("raise", "restart", "fail"):
+        again = "restarted with resume, " if mem["step"] != "raise" else ""
+        text = f"{RAISED} ({again}still stuck): {text}"
     if state == "limited" and mem.get("step") == "park" and mem.get("resume_at"):
         text += f" — parked: looop resumes it at {_hms(mem['resume_at'])}"
     if mem.get("refused"):

@@ -25,26 +25,37 @@ NUDGE = "poke-from-the-ladder"
 WAIT = 3.0
 
 
-def setup(d: str, tmp: str, script: str) -> tuple[str, str]:
+def setup(d: str, tmp: str, script: str, **runner) -> tuple[str, str]:
     """The fake decider as the tick runner; the fake TUI (running `script`
     first, logging every key) as the worker, and its resume command."""
     keylog, scr = os.path.join(tmp, "keys"), os.path.join(tmp, "script")
     with open(scr, "w") as f:
         f.write(script)
     tui = f"{sys.executable} {TUI} --script {scr} --keylog {keylog}"
-    setup_fake(d, os.path.join(tmp, "ctl"), interactive=f"{tui} {{{{prompt_file}}}}")
+    setup_fake(d, os.path.join(tmp, "ctl"), interactive=f"{tui} {{{{prompt_file}}}}",
+               notify_command=f"cat >> {tmp}/notified; echo >> {tmp}/notified")
     with open(os.path.join(d, "looop.json")) as f:
         cfg = json.load(f)
     cfg["runners"]["fake"].update(states=STATES, settle="0.3s", nudge=NUDGE,
                                   resume=f"echo RESUMED-WITH $(basename {{{{prompt_file}}}}); exec {tui} "
-                                         "{{prompt_file}}")
+                                         "{{prompt_file}}", **runner)
     with open(os.path.join(d, "looop.json"), "w") as f:
         json.dump(cfg, f)
     return keylog, scr
 
 
 def tree(d: str, **env: str) -> Tree:
-    return Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.4", "LOOOP_WORKER_STUCK": str(WAIT), **env})
+    return Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.4", "LOOOP_WORKER_STUCK": str(WAIT),
+                        "LOOOP_INBOX_POLL": "0.3", **env})
+
+
+def notified(tmp: str) -> list[tuple[str, str, str]]:
+    """(kind, id, text) of each notify_command run."""
+    try:
+        with open(os.path.join(tmp, "notified")) as f:
+            return [(i["kind"], i["id"], i["text"]) for i in map(json.loads, filter(str.strip, f))]
+    except FileNotFoundError:
+        return []
 
 
 def events(d: str, name: str, sid: str | None = None) -> list[dict]:
@@ -95,10 +106,14 @@ def timeline(d: str, sid: str) -> list[str]:
 @pytest.mark.timeout(120)
 def test_stuck_nudge_inbox_restart_failed(data_dir, tmp_path):
     d = data_dir
-    keylog, _ = setup(d, str(tmp_path), "hang\n")
+    keylog, scr = setup(d, str(tmp_path), "hang\n")
     t = tree(d)
     try:
         run("start-session", "w", "the brief", "fake", check=True)
+        # the same frozen agent under an explicit --command: looop does not know it, leaves it alone
+        other = str(tmp_path / "keys-c")
+        run("start-session", "c", "x", "--command", f"{sys.executable} {TUI} --script {scr} --keylog {other} "
+            "{{prompt_file}}", check=True)
         # 1. stuck → the nudge, typed once (+ Enter), reaches the frozen agent
         wait_until(lambda: rungs(d, "w"), 30, "the first rung")
         assert rungs(d, "w") == ["nudge"]
@@ -131,6 +146,16 @@ def test_stuck_nudge_inbox_restart_failed(data_dir, tmp_path):
         assert "ladder: w is stuck — typed the nudge 'poke-from-the-ladder'" in out
         time.sleep(WAIT + 1)  # a rung past `fail` would be due by now
         assert rungs(d, "w") == ["nudge", "raise", "restart", "fail"] and row("w")["state"] == "failed"
+        # the notifier heard of each: stuck, raised (a new item), failed
+        wait_until(lambda: [n[0] for n in notified(str(tmp_path)) if n[1] == "w"][-1:] == ["failed"], 10,
+                   "the failed item notified")
+        ws = [n for n in notified(str(tmp_path)) if n[1] == "w"]
+        assert [k for k, _, _ in ws[:2]] == ["stuck", "stuck"] and ws[-1][0] == "failed", ws
+        assert not ws[0][2].startswith("nudge did not help") and ws[1][2].startswith("nudge did not help")
+        # the restarted run's stuck item is a new one too, if the notifier saw it before the last rung
+        assert all(tx.startswith("nudge did not help (restarted with resume, still stuck)") for _, _, tx in ws[2:-1]), ws
+        c = row("c")
+        assert c["alive"] and c["activity"]["state"] == "stuck" and rungs(d, "c") == [] and keys(other) == ""
         print("\nTIMELINE stuck\n" + "\n".join(timeline(d, "w")))
     finally:
         t.stop()
@@ -231,3 +256,30 @@ def test_corrupt_ladder_state_is_conservative_and_rewritten(data_dir, tmp_path):
         assert t.proc.poll() is None
     finally:
         t.stop()
+
+
+@pytest.mark.timeout(120)
+def test_limited_without_a_reset_time_waits_limited_retry(data_dir, tmp_path):
+    d = data_dir
+    keylog, _ = setup(d, str(tmp_path), "limit none\n", limited_retry="4s")
+    t = tree(d, LOOOP_LIMIT_MARGIN="2")
+    try:
+        run("start-session", "l", "the brief", "fake", check=True)
+        wait_until(lambda: rungs(d, "l") == ["park"], 30, "l parked")
+        parked = events(d, "ladder_step", "l")[0]
+        assert "until" not in row("l")["activity"] and "(no reset time named)" in parked["text"]
+        assert row("l")["parked"]["resume_at"] == pytest.approx(parked["at"] + 4, abs=0.01)
+        wait_until(lambda: rungs(d, "l") == ["park", "resume"], 15, "l resumed")
+        assert events(d, "ladder_step", "l")[1]["at"] >= parked["at"] + 4
+        assert keys(keylog) == NUDGE + "\r"
+    finally:
+        t.stop()
+
+
+def test_doctor_names_bad_ladder_keys(data_dir, tmp_path):
+    setup(data_dir, str(tmp_path), "hang\n", nudge="", limited_retry="soon", ladder="yes")
+    r = run("doctor")
+    line = next(ln for ln in r.stdout.splitlines() if " ladder" in ln)
+    assert r.returncode == 1 and line.startswith("✗")
+    assert ("runner 'fake': 'nudge' must be a non-empty string; runner 'fake': 'ladder' must be true or "
+            "false; runner 'fake': 'limited_retry' 'soon' is not a positive duration") in line

@@ -9,6 +9,8 @@ nudge or a resume, `restart` (resume, counted against the hourly cap) and
 stream. A refused restart (the cap) keeps the worker on its rung and tries
 again after the next wait; the refusal is said by the root, and by the
 inbox item. Only a live pulse climbs the ladder: `looop tick` has no link.
+Workers started with an explicit command, and those of a runner with
+`"ladder": false` (the rules runner: scripts, not agents), are left alone.
 """
 from __future__ import annotations
 
@@ -45,7 +47,10 @@ def climb(d: str, cfg: dict[str, Any], link: Any, out: Any, rows: list[dict[str,
             m = ladderstate.conservative(now)
         if m is None and (r.get("activity") or {}).get("state") not in ("stuck", "limited"):
             continue  # nothing to do, nothing remembered: no meta read
-        k = knobs(cfg, sessions.read_meta(d, sid).get("runner"))
+        meta = sessions.read_meta(d, sid)
+        if meta.get("ladder") is False:
+            continue  # an explicit --command, or a runner with "ladder": false
+        k = knobs(cfg, meta.get("runner"))
         step, new = ladder.decide(r, m, k, now)
         if step is not None:
             new = _apply(d, link, out, sid, step, k, m, new, now)

@@ -114,6 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rules": {
         "tick": '"$LOOOP_BIN" _rules',
         "interactive": "bash {{prompt_file}}",
+        "ladder": False,  # scripts, not agents: a quiet one is not typed into (SPEC §16)
     },
 }
 DETECT_ORDER = ("claude", "codex", "pi")
@@ -284,6 +285,8 @@ def ladder_errors(name: str, r: dict[str, Any]) -> list[str]:
     errs = []
     if "nudge" in r and (not isinstance(r["nudge"], str) or not r["nudge"].strip()):
         errs.append(f"runner {name!r}: 'nudge' must be a non-empty string")
+    if "ladder" in r and not isinstance(r["ladder"], bool):
+        errs.append(f"runner {name!r}: 'ladder' must be true or false")
     if "limited_retry" in r and not seconds(r["limited_retry"]):
         errs.append(f"runner {name!r}: 'limited_retry' {r['limited_retry']!r} is not a positive duration")
     return errs

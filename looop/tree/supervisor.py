@@ -370,6 +370,9 @@ class Root(ControlServer, Respawns):
                 "env": env or None,
                 "prompt_file": prompt_file, "started_at": sessions.rfc3339(),
                 "restart": policy.to_json(),
+                # the recovery ladder types into, restarts and stops agents it
+                # knows: a runner's own template, unless the runner opts out
+                "ladder": command is None and r.get("ladder", True) is not False,
                 "where": where.as_meta() if where.kind != "local" else None}
         if resume:
             meta["resume"] = resume.replace("{{prompt_file}}", shlex.quote(prompt_file))
