@@ -36,9 +36,9 @@ def setup(d: str, tmp: str, script: str, **runner) -> tuple[str, str]:
                notify_command=f"cat >> {tmp}/notified; echo >> {tmp}/notified")
     with open(os.path.join(d, "looop.json")) as f:
         cfg = json.load(f)
-    cfg["runners"]["fake"].update(states=STATES, settle="0.3s", nudge=NUDGE,
-                                  resume=f"echo RESUMED-WITH $(basename {{{{prompt_file}}}}); exec {tui} "
-                                         "{{prompt_file}}", **runner)
+    cfg["runners"]["fake"].update({"states": STATES, "settle": "0.3s", "nudge": NUDGE,
+                                   "resume": f"echo RESUMED-WITH $(basename {{{{prompt_file}}}}); exec {tui} "
+                                             "{{prompt_file}}", **runner})
     with open(os.path.join(d, "looop.json"), "w") as f:
         json.dump(cfg, f)
     return keylog, scr
