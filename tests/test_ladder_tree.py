@@ -243,7 +243,9 @@ def test_corrupt_ladder_state_is_conservative_and_rewritten(data_dir, tmp_path):
     t = tree(d)
     try:
         run("start-session", "w", "the brief", "fake", check=True)
-        wait_until(lambda: (row("w").get("activity") or {}).get("state") in ("starting", "working"), 10, "w up")
+        # a beat that began after the start sees w (it reads its rows before the ladder file)
+        began = len(events(d, "tick_start"))
+        wait_until(lambda: len(events(d, "tick_start")) > began, 10, "a beat since w started")
         with open(os.path.join(d, ".ladder.json"), "w") as f:
             f.write("{not json")
         wait_until(lambda: ".ladder.json was unreadable" in t.output(), 10, "the corrupt file said")
