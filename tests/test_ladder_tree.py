@@ -141,6 +141,9 @@ def test_stuck_nudge_inbox_restart_failed(data_dir, tmp_path):
             < j.index("ladder: w still stuck — restarting it") < j.index("stuck again after a restart")
         f = next(i for i in inbox() if i["id"] == "w")
         assert f["kind"] == "failed" and "recovery ladder" in f["text"]
+        prompt = os.path.join(str(tmp_path), "ctl", "last-prompt.md")
+        wait_until(lambda: "- w [failed" in open(prompt).read(), 10, "the decider shown w failed")
+        assert "ladder: w stuck again after a restart — stopped, state failed" in open(prompt).read()
         assert len(events(d, "worker_failed", "w")) == 1
         out = t.output()
         assert "ladder: w is stuck — typed the nudge 'poke-from-the-ladder'" in out
