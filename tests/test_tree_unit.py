@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from looop.store.title import FLAG, Title, format_title, live_titles, parse_title, title_of
-from looop.tree import ladder
-from looop.tree.ladder import ASKED, FINAL, KILLED, Rung
+from looop.tree import stopping
+from looop.tree.stopping import ASKED, FINAL, KILLED, Rung
 
 # -- the stop ladder ---------------------------------------------------------------
 
@@ -20,10 +20,10 @@ from looop.tree.ladder import ASKED, FINAL, KILLED, Rung
 def walk(grace: float, now: float = 100.0) -> list[tuple[float, str]]:
     """Follow the ladder from one request, deadline after deadline, to its end:
     [(when, what happened)]."""
-    rung, log = ladder.ask(None, now, grace), [(now, "graceful")]
+    rung, log = stopping.ask(None, now, grace), [(now, "graceful")]
     while rung is not None:
         now = rung.deadline
-        rung, send = ladder.escalate(rung, now)
+        rung, send = stopping.escalate(rung, now)
         log.append((now, send or "give up"))
     return log
 
@@ -31,7 +31,7 @@ def walk(grace: float, now: float = 100.0) -> list[tuple[float, str]]:
 @pytest.mark.parametrize("grace", [0.0, 1.0, 5.0, 30.0])
 def test_the_ladder_asks_then_kills_after_the_grace_then_gives_up_after_final(grace):
     assert walk(grace) == [(100.0, "graceful"), (100.0 + grace, "kill"), (100.0 + grace + FINAL, "give up")]
-    assert walk(grace)[-1][0] - 100.0 == ladder.bound(grace)
+    assert walk(grace)[-1][0] - 100.0 == stopping.bound(grace)
 
 
 @pytest.mark.parametrize("rung, now, grace, want", [
@@ -41,23 +41,23 @@ def test_the_ladder_asks_then_kills_after_the_grace_then_gives_up_after_final(gr
     (Rung(KILLED, 17.0), 16.0, 5.0, Rung(KILLED, 17.0)),  # past SIGKILL: never back to asking
 ])
 def test_another_request_never_backs_down_or_waits_longer(rung, now, grace, want):
-    assert ladder.ask(rung, now, grace) == want
+    assert stopping.ask(rung, now, grace) == want
 
 
 def test_escalate_from_each_rung():
-    assert ladder.escalate(Rung(ASKED, 15.0), 15.2) == (Rung(KILLED, 15.2 + FINAL), "kill")
-    assert ladder.escalate(Rung(KILLED, 17.0), 17.0) == (None, None)
+    assert stopping.escalate(Rung(ASKED, 15.0), 15.2) == (Rung(KILLED, 15.2 + FINAL), "kill")
+    assert stopping.escalate(Rung(KILLED, 17.0), 17.0) == (None, None)
 
 
 def test_an_orphan_is_gone_within_the_specs_two_seconds_whatever_the_grace():
-    rung = ladder.ask(None, 0.0, min(30.0, ladder.ORPHAN_GRACE))
-    killed, send = ladder.escalate(rung, rung.deadline)
+    rung = stopping.ask(None, 0.0, min(30.0, stopping.ORPHAN_GRACE))
+    killed, send = stopping.escalate(rung, rung.deadline)
     assert send == "kill" and rung.deadline <= 1.0 and killed is not None and killed.deadline <= 1.0 + FINAL
 
 
 def test_the_systemd_unit_outwaits_the_ladder():
     from looop.cli import service
-    assert service.shutdown_bound() == ladder.bound(float(os.environ.get("LOOOP_SHUTDOWN_GRACE") or 5.0))
+    assert service.shutdown_bound() == stopping.bound(float(os.environ.get("LOOOP_SHUTDOWN_GRACE") or 5.0))
     assert service.STOP_MARGIN_S > 0
 
 

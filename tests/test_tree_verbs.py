@@ -183,8 +183,8 @@ def test_restart_live_session(t):
 def test_a_restarted_session_does_not_inherit_the_old_stop_deadline(t):
     """A restart walks the stop ladder for the old command only: the new one
     must still run once the old grace (LOOOP_SHUTDOWN_GRACE=1 here) and the
-    final wait have passed (guards the ladder's reset, tree/ladder.py)."""
-    from looop.tree.ladder import FINAL
+    final wait have passed (guards the ladder's reset, tree/stopping.py)."""
+    from looop.tree.stopping import FINAL
     t.start("gen2", "echo gen-$$; exec cat")
     ok("expect", "gen2", "gen-", "--timeout", "10s")
     old = row("gen2")

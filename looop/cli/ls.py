@@ -99,7 +99,6 @@ def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
     for r in rs:
         state = r["state"] + (f" {r['exit_code']}" if r["exit_code"] is not None and not r["alive"] else "")
         flag = (FLAG + (" " + r["note"] if r["note"] else "")) if r["flagged"] else ""
-        act = r.get("activity") or {}
         row = [r["id"], state, activity_cell(r), where(r), str(r["pid"] or "-"),
                _age(r, now), flag[:40], r["cmd"]] + ([r["data_dir"]] if everywhere else [])
         if wide:

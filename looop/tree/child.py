@@ -31,7 +31,7 @@ from looop.screen.keys import input_bytes
 from looop.screen.live import LiveScreen
 from looop.store import sessions, title
 from looop.store.sessions import State
-from looop.tree import activity, backends, control, ladder, ptycmd
+from looop.tree import activity, backends, control, ptycmd, stopping
 from looop.tree.attached import Client, Terminals
 from looop.tree.spec import ChildSpec
 from looop.tree.tracker import Tracker, pending_ask
@@ -51,7 +51,7 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, 
             pass
     # Our own process group: a SIGKILL of the root's group (`kill -9 -PGID`)
     # then spares us, we see the root die (PDEATHSIG) and stop our command
-    # tree within ladder.ORPHAN_GRACE — nothing outlives it. Ignored TTOU/TTIN: a
+    # tree within stopping.ORPHAN_GRACE — nothing outlives it. Ignored TTOU/TTIN: a
     # background group may still write the terminal (the pulse's tee) under
     # `stty tostop`; the command gets defaults back (ptycmd.clean_exec_state).
     try:
@@ -79,7 +79,7 @@ class Child(Terminals):
         self.pty_open = False
         self.stop_mode: State | str | None = None   # KILLED, or "restart"
         self.stop_reason: str | None = None         # "kill": asked by `looop kill` (status.json)
-        self.ladder: ladder.Rung | None = None      # the stop ladder's rung, while stopping
+        self.stop_rung: stopping.Rung | None = None      # the stop ladder's rung, while stopping
         self.drain_until: float | None = None
         self.waiters: list[int] = []                # req ids answered when the stop completes
         self.live: LiveScreen | None = None       # the screen, from the first output on
@@ -307,9 +307,9 @@ class Child(Terminals):
         """The root is gone: stop now, with a short grace (nothing outlives
         the root by more than ~2 s, whatever LOOOP_SHUTDOWN_GRACE says)."""
         if self.stop_mode != State.KILLED:
-            self.stop(State.KILLED, grace=min(self.spec.grace, ladder.ORPHAN_GRACE))
-        elif self.ladder is not None:  # stopping already: only sooner
-            self.ladder = ladder.ask(self.ladder, time.monotonic(), ladder.ORPHAN_GRACE)
+            self.stop(State.KILLED, grace=min(self.spec.grace, stopping.ORPHAN_GRACE))
+        elif self.stop_rung is not None:  # stopping already: only sooner
+            self.stop_rung = stopping.ask(self.stop_rung, time.monotonic(), stopping.ORPHAN_GRACE)
 
     def _reap_all(self, wait: float = 0.0) -> None:
         """Reap through the backend (the command and any re-parented
@@ -335,7 +335,7 @@ class Child(Terminals):
         self.cmd.sweep()
         self.cmd.close()
         self.pty_open = False
-        self.ladder, self.drain_until = None, None
+        self.stop_rung, self.drain_until = None, None
         if self.stop_mode is None and self.cmd.retry():  # ssh's 255 before the first byte
             self._spawn()
             return
@@ -356,7 +356,7 @@ class Child(Terminals):
                 self._maybe_command_done()
             return
         self.cmd.signal(backends.Stop.GRACEFUL)
-        self.ladder = ladder.ask(self.ladder, time.monotonic(), self.spec.grace if grace is None else grace)
+        self.stop_rung = stopping.ask(self.stop_rung, time.monotonic(), self.spec.grace if grace is None else grace)
 
     def _on_timers(self) -> None:
         if self.live is not None and self.live.due is not None:
@@ -371,18 +371,18 @@ class Child(Terminals):
             self._publish()  # the engine named it (a Slurm job id)
         if self.drain_until is not None and now >= self.drain_until:
             self._maybe_command_done()
-        if self.ladder is not None and now >= self.ladder.deadline:
-            self.ladder, send = ladder.escalate(self.ladder, now)
+        if self.stop_rung is not None and now >= self.stop_rung.deadline:
+            self.stop_rung, send = stopping.escalate(self.stop_rung, now)
             if send is not None and self.cmd is not None:
                 self.cmd.signal(backends.Stop(send))  # grace spent: the group and every descendant
-            elif self.ladder is None:
+            elif self.stop_rung is None:
                 self.cmd_alive = False  # unkillable (D state): give up waiting, report
                 self.pty_open = False
                 self._maybe_command_done()
 
     def _timeout(self) -> float | None:
         look = self.tracker.due() if self.tracker is not None and self.cmd_alive else None
-        times = [t for t in (self.ladder and self.ladder.deadline, self.drain_until, look,
+        times = [t for t in (self.stop_rung and self.stop_rung.deadline, self.drain_until, look,
                              self.live and self.live.due)
                  if t is not None]
         return max(0.0, min(times) - time.monotonic()) if times else None

@@ -32,7 +32,7 @@ from looop import settings
 from looop.errors import AlreadyRunning, LooopError
 from looop.store import atomic, config, events, jsonio, lock, paths, perms, prompts, sessions, title
 from looop.store.sessions import State
-from looop.tree import backends, control, ladder, leftovers, links, notify, ptycmd, tracker
+from looop.tree import backends, control, leftovers, links, notify, ptycmd, stopping, tracker
 from looop.tree.child import child_main
 from looop.tree.ops import Conn, ControlServer
 from looop.tree.respawn import Respawns
@@ -198,7 +198,7 @@ class Root(ControlServer, Respawns):
                                       if kid.spec.role == "worker")
         for kid in self.kids.values():
             self._send(kid, ("stop",), force=True)
-        self.stop_deadline = time.monotonic() + ladder.bound(self.grace)
+        self.stop_deadline = time.monotonic() + stopping.bound(self.grace)
 
     def _timeout(self) -> float | None:
         times = [t for t in (self.stop_deadline, self.next_watchdog, self._next_due(), self.accept_resume,
