@@ -39,7 +39,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from looop.tree.backends.base import Placement, Stop
 from looop.tree.backends.local import LocalPty
@@ -227,18 +227,53 @@ def survey(wheres: list[Placement], h: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _on_each_host(wheres: list[Placement], script: str) -> list[tuple[str, str]]:
-    """Run `script` under /bin/sh on every distinct host of `wheres` at once;
-    (host, stdout) for each that answered within HELPER_TIMEOUT in all."""
+def release(items: list[tuple[Placement, str]], h: str) -> dict[str, list[str]]:
+    """`prune --remote`: on each host, at once, kill every process marked
+    LOOOP_SWEEP=<h>:<sid> for the sessions `items` ((placement, sid)) placed
+    there, and drop their registry files. sid → the "ssh:<host>:<pid>" killed,
+    for every sid whose host answered (an unreachable host's sids are absent:
+    nothing is known of them). Bounded (HELPER_TIMEOUT)."""
+    sids: dict[str, list[str]] = {}
+    for w, sid in items:
+        sids.setdefault(w.host, []).append(sid)
+
+    def script(host: str) -> str:
+        lines = [sweep_fn("$1")]
+        for sid in sids[host]:
+            pat = f"{h}:{sid}".replace(".", "\\.")  # an id is [A-Za-z0-9._-]: only "." needs it
+            lines.append(f'echo @{sid}; looop_sweep {shlex.quote(pat)}; '
+                         f'rm -f "{STATE}/{h}/{sid}.json" "{STATE}/{h}/{sid}.md"')
+        lines.append("echo @.")  # the end: the script ran through
+        return "\n".join(lines)
+    out: dict[str, list[str]] = {}
+    for host, text in _on_each_host([w for w, _ in items], script):
+        if not text.rstrip().endswith("@."):
+            continue
+        sid = ""
+        for tok in text.split():
+            if tok.startswith("@"):
+                sid = tok[1:]
+                if sid != ".":
+                    out[sid] = []
+            elif sid:
+                out[sid].append(f"ssh:{host}:{tok}")
+    return {sid: sorted(set(v)) for sid, v in out.items()}
+
+
+def _on_each_host(wheres: list[Placement], script: str | Callable[[str], str]) -> list[tuple[str, str]]:
+    """Run `script` (or `script(host)`) under /bin/sh on every distinct host
+    of `wheres` at once; (host, stdout) for each that answered within
+    HELPER_TIMEOUT in all."""
     procs = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for w in wheres:
         if (w.host, w.opts) in seen:
             continue
         seen.add((w.host, w.opts))
+        text = script if isinstance(script, str) else script(w.host)
         try:
             procs.append((w.host, subprocess.Popen(
-                ["ssh", "-o", "BatchMode=yes", *w.opts, w.host, "--", "/bin/sh -c " + shlex.quote(script)],
+                ["ssh", "-o", "BatchMode=yes", *w.opts, w.host, "--", "/bin/sh -c " + shlex.quote(text)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)))
         except OSError:
             continue
@@ -251,5 +286,6 @@ def _on_each_host(wheres: list[Placement], script: str) -> list[tuple[str, str]]
             p.kill()
             p.wait()
             continue
-        answers.append((host, out.decode()))
+        if p.returncode != 255:  # 255: ssh itself failed, the host did not answer
+            answers.append((host, out.decode()))
     return answers
