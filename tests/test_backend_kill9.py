@@ -11,9 +11,11 @@ import json
 import os
 import signal
 
+import psutil
 import pytest
 
 from conftest import Tree, ls, run, tree_processes, wait_until
+from looop.tree.backends import data_dir_hash
 from test_backend_slurm import jobs
 from test_backend_ssh import HOSTS, SSH_CONFIG, marked
 
@@ -23,6 +25,18 @@ pytestmark = pytest.mark.skipif(not (SSH_CONFIG and HOSTS and os.environ.get("LO
 
 GRACE = 1  # LOOOP_SHUTDOWN_GRACE of the test profile (conftest.use_profile)
 READY = 'trap "echo trapped; exit 143" TERM; echo ready; '
+
+
+def job_procs(d: str) -> list[int]:
+    """Processes of this data dir's Slurm jobs on this host (the node): the
+    job's environment names it (SLURM_JOB_NAME=looop-<sid>-<h>)."""
+    tail = "-" + data_dir_hash(d)
+    out = []
+    for p in psutil.process_iter(["environ", "status"]):
+        if ((p.info.get("environ") or {}).get("SLURM_JOB_NAME") or "").endswith(tail) \
+                and p.info["status"] != psutil.STATUS_ZOMBIE:
+            out.append(p.pid)
+    return out
 
 
 def configure(d: str, pidns: bool) -> None:
@@ -56,12 +70,14 @@ def kill9_rounds(d: str, rounds: int) -> None:
             assert r.returncode == 0, (sid, r.stderr, run("log", sid).stdout[-1000:])
         remote = wait_until(lambda: len(marked(d)) >= 6 and marked(d), 10, "3 ssh sessions' processes")
         assert len(jobs(d)) == 3, jobs(d)
+        wait_until(lambda: len(job_procs(d)) >= 6, 10, "3 jobs' processes, setsid'd grandchildren too")
         local = [p.pid for p in tree_processes(d)] + t.pids()
         os.kill(t.pid, signal.SIGKILL)
         t.proc.wait(5)
         t.out.close()
-        wait_until(lambda: not marked(d) and not jobs(d), GRACE + 5,
-                   f"round {n}: no remote process ({marked(d)}) and no job ({jobs(d)}) "
+        wait_until(lambda: not marked(d) and not jobs(d) and not job_procs(d), GRACE + 5,
+                   f"round {n}: no remote process ({marked(d)}), no job ({jobs(d)}) nor its "
+                   f"processes ({job_procs(d)}) "
                    f"within grace + 5 s (ssh pids were {remote})")
         wait_until(lambda: not tree_processes(d), GRACE + 5,
                    f"round {n}: no local process of the tree (were {sorted(set(local))})")

@@ -45,6 +45,23 @@ def start(sid: str, runner: str) -> dict:
     return next(r for r in ls() if r["id"] == sid)
 
 
+def release_all(dirs: list[str], trees: list[Tree | None]) -> None:
+    """Whatever a failed run left: roots, remote processes, jobs, clients."""
+    import subprocess
+    for t in trees:
+        if t is not None and t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait(5)
+    for d in dirs:
+        for p in marked(d) + [x.pid for x in tree_processes(d)]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if SLURM_UP and jobs(d):
+            subprocess.run(["scancel", *jobs(d)], timeout=10)
+
+
 def die_hard(t: Tree, srun: list[int]) -> None:
     """Root and children at once (nobody cleans up), and srun's group (its
     own HUP handling would cancel the job). ssh clients stay, parentless:
@@ -63,50 +80,54 @@ def test_prune_remote_releases_orphans_and_only_this_data_dirs(tmp_path, monkeyp
     runners = (["farm"] if SSH_UP else []) + (["hpc"] if SLURM_UP else [])
     for d in (a, b):
         configure(d)
-    use_profile(monkeypatch, a)  # A: the same ids, alive on the same engines
-    ta = Tree(a)
-    for r in runners:
-        start(f"x-{r}", r)
-    a_procs, a_jobs = marked(a), jobs(a)
-    use_profile(monkeypatch, b)
-    tb = Tree(b, new_group=True)
-    srun = [start(f"x-{r}", r)["pid"] for r in runners if r == "hpc"]
-    for r in runners:
-        if r != "hpc":
+    ta = tb = None
+    try:
+        use_profile(monkeypatch, a)  # A: the same ids, alive on the same engines
+        ta = Tree(a)
+        for r in runners:
             start(f"x-{r}", r)
-    run("start-session", "done", "echo fin", "--command", "bash {{prompt_file}}", check=True)
-    assert run("wait", "done", "--timeout", "10s").returncode == 0
-    die_hard(tb, srun)
-    b_procs = wait_until(lambda: [p for p in marked(b) if alive(p)], 5, "B's HUP-proof remote process") \
-        if SSH_UP else []
-    b_jobs = jobs(b)
-    assert len(b_jobs) == (1 if SLURM_UP else 0)
-    orphaned = {r["id"] for r in ls("--remote") if r["state"] == "orphaned"}
-    assert orphaned == {f"x-{r}" for r in runners}
-    # plain prune without a root: the finished local session goes, the orphans' dirs stay
-    r = run("prune", check=True, timeout=30)
-    kept = ", ".join(sorted(orphaned))
-    assert r.stdout.strip() == (f"pruned 1 sessions (done); kept {len(orphaned)} remote sessions whose engine "
-                                f"may still run them ({kept}): `looop prune --remote` or the next `looop` "
-                                f"releases them"), r.stdout
-    assert {x["id"] for x in ls() if x["role"] == "worker"} == orphaned
-    # --dry-run: says, changes nothing
-    r = run("prune", "--remote", "--dry-run", check=True, timeout=30)
-    assert r.stdout.strip().startswith(f"would release {len(orphaned)} orphaned remote sessions ({kept}); "
-                                       f"would prune 0 sessions"), r.stdout
-    assert all(alive(p) for p in b_procs) and jobs(b) == b_jobs
-    r = run("prune", "--remote", check=True, timeout=30)
-    assert r.stdout.strip() == (f"released {len(orphaned)} orphaned remote sessions ({kept}); "
-                                f"pruned {len(orphaned)} sessions ({kept})"), r.stdout
-    wait_gone(b_procs, 5, "B's remote processes after prune --remote")
-    wait_until(lambda: not jobs(b), 10, "B's job cancelled")
-    assert not [x for x in ls() if x["role"] == "worker"] and not marked(b)
-    wait_until(lambda: not tree_processes(b), 10, "B's parentless ssh clients to end with their sessions")
-    # A, same ids, same engines, another data dir: untouched
-    assert a_procs and all(alive(p) for p in a_procs) if SSH_UP else True
-    assert jobs(a) == a_jobs
-    assert run("prune", "--remote", check=True, timeout=30).stdout.strip() == \
-        "released 0 orphaned remote sessions; pruned 0 sessions"
-    use_profile(monkeypatch, a)
-    ta.stop()
-    assert not marked(a) and not jobs(a)
+        a_procs, a_jobs = marked(a), jobs(a)
+        use_profile(monkeypatch, b)
+        tb = Tree(b, new_group=True)
+        srun = [start(f"x-{r}", r)["pid"] for r in runners if r == "hpc"]
+        for r in runners:
+            if r != "hpc":
+                start(f"x-{r}", r)
+        run("start-session", "done", "echo fin", "--command", "bash {{prompt_file}}", check=True)
+        assert run("wait", "done", "--timeout", "10s").returncode == 0
+        die_hard(tb, srun)
+        b_procs = wait_until(lambda: [p for p in marked(b) if alive(p)], 5, "B's HUP-proof remote process") \
+            if SSH_UP else []
+        b_jobs = jobs(b)
+        assert len(b_jobs) == (1 if SLURM_UP else 0)
+        orphaned = {r["id"] for r in ls("--remote") if r["state"] == "orphaned"}
+        assert orphaned == {f"x-{r}" for r in runners}
+        # plain prune without a root: the finished local session goes, the orphans' dirs stay
+        r = run("prune", check=True, timeout=30)
+        kept = ", ".join(sorted(orphaned))
+        assert r.stdout.strip() == (f"pruned 1 sessions (done); kept {len(orphaned)} remote sessions whose engine "
+                                    f"may still run them ({kept}): `looop prune --remote` or the next `looop` "
+                                    f"releases them"), r.stdout
+        assert {x["id"] for x in ls() if x["role"] == "worker"} == orphaned
+        # --dry-run: says, changes nothing
+        r = run("prune", "--remote", "--dry-run", check=True, timeout=30)
+        assert r.stdout.strip().startswith(f"would release {len(orphaned)} orphaned remote sessions ({kept}); "
+                                           f"would prune 0 sessions"), r.stdout
+        assert all(alive(p) for p in b_procs) and jobs(b) == b_jobs
+        r = run("prune", "--remote", check=True, timeout=30)
+        assert r.stdout.strip() == (f"released {len(orphaned)} orphaned remote sessions ({kept}); "
+                                    f"pruned {len(orphaned)} sessions ({kept})"), r.stdout
+        wait_gone(b_procs, 5, "B's remote processes after prune --remote")
+        wait_until(lambda: not jobs(b), 10, "B's job cancelled")
+        assert not [x for x in ls() if x["role"] == "worker"] and not marked(b)
+        wait_until(lambda: not tree_processes(b), 10, "B's parentless ssh clients to end with their sessions")
+        # A, same ids, same engines, another data dir: untouched
+        assert a_procs and all(alive(p) for p in a_procs) if SSH_UP else True
+        assert jobs(a) == a_jobs
+        assert run("prune", "--remote", check=True, timeout=30).stdout.strip() == \
+            "released 0 orphaned remote sessions; pruned 0 sessions"
+        use_profile(monkeypatch, a)
+        ta.stop()
+        assert not marked(a) and not jobs(a)
+    finally:
+        release_all([a, b], [ta, tb])

@@ -118,3 +118,21 @@ def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
     t2 = Tree(slurm_dir)
     wait_until(lambda: not jobs(slurm_dir), 15, f"the next root to cancel {left}")
     t2.stop()
+
+
+def test_graceful_kill_reaches_a_command_without_a_trap(slurm_dir):
+    t = Tree(slurm_dir)
+    try:
+        start("p1", "echo ready; exec sleep 1000")
+        expect("p1", "ready")
+        assert run("kill", "p1", timeout=30).returncode == 0
+        st = {r["id"]: r for r in ls()}["p1"]
+        assert (st["state"], st["exit_code"]) == ("killed", 143), st
+        wait_until(lambda: not jobs(slurm_dir), 10, "the job to leave squeue")
+        start("p2", "echo ready; exec sleep 1000")  # Ctrl-C reaches it too (`key`)
+        expect("p2", "ready")
+        run("key", "p2", "C-c", check=True)
+        assert run("wait", "p2", "--timeout", "10s", timeout=20).returncode == 130
+        wait_until(lambda: not jobs(slurm_dir), 10, "the job to leave squeue")
+    finally:
+        t.stop()

@@ -52,6 +52,10 @@ SLOT_WAIT = 60.0            # longest wait for a handshake slot, then go anyway
 SLOT_HOLD = 20.0            # a handshake slot is released after this at the latest
 HELPER_TIMEOUT = 10.0       # the leftovers sweep
 # the stop helper's handshake may be dropped too (many stops at once): retry 255
+# what the PID namespace's init runs: a shell that waits for the command (not
+# `exec`): the namespace's PID 1 ignores every signal it has no handler for,
+# so a command that is PID 1 would never see the graceful TERM (nor INT)
+INIT = 'bash -lc "$1"; exit $?'
 RETRY_255 = 'for i in 1 2 3 4 5; do "$@"; rc=$?; [ $rc -ne 255 ] && exit $rc; sleep 0.$i; done; exit 255'
 
 
@@ -67,11 +71,11 @@ NS=; NSJ=false
 if {'true' if where.pidns else 'false'} && {UNSHARE} true 2>/dev/null; then NS="{UNSHARE}"; NSJ=true; fi
 printf '{{"sid": "%s", "hash": "%s", "name": "%s", "pid": %d, "pidns": %s}}\\n' {q(sid)} {h} {q(where.name)} $$ $NSJ >"$S/{sid}.json.t" && mv -f "$S/{sid}.json.t" "$S/{sid}.json"
 {sweep_fn(marker)}
-fin() {{ looop_sweep; rm -f "$S/{sid}.json" "$P"; }}
+fin() {{ looop_sweep; rm -f "$S/{sid}.json" "$P"; rmdir "$S" 2>/dev/null; }}
 (trap '' HUP INT QUIT TERM; while kill -0 $$ 2>/dev/null; do sleep 1; done; fin) </dev/null >/dev/null 2>&1 &
 trap : INT QUIT TERM
 printf '\\033]0;%s\\007' {q(where.name)}
-LOOOP_SWEEP={marker} LOOOP_SESSION_ID={q(sid)} LOOOP_PROMPT_FILE="$P" $NS bash -lc {q(cmd)}
+LOOOP_SWEEP={marker} LOOOP_SESSION_ID={q(sid)} LOOOP_PROMPT_FILE="$P" $NS /bin/sh -c {q(INIT)} looop-init {q(cmd)}
 rc=$?
 fin
 exit $rc
