@@ -1,7 +1,7 @@
 """Remote workers (issue 13, SPEC §17): N workers on each engine — local, ssh
 to this host, Slurm on this host — interleaved rep by rep in one run.
 
-    python bench/remote_speed.py [--n 50] [--reps 5] [--engines local,ssh,slurm] [--ls-reps 5]
+    python bench/remote_speed.py [--n 50] [--reps 5] [--engines local,ssh,slurm] [--ls-reps 5] [--grace 5]
 
 Needs the engines of .ci/engines.sh (`set -a; . /tmp/looop-engines/env`);
 an engine without its variable is skipped and said so. Each rep boots a
@@ -14,7 +14,8 @@ Then, per worker: the local worker child's USS and its engine client's USS
 local workers the command itself, `sleep`); then `looop ls` wall time at N
 with those rows, interleaved with the floor `python -c 'import psutil'`
 (looop's interpreter); then SIGINT to the root → root gone and nothing of
-the data dir left on the engine (stop). Prints medians [min–max].
+the data dir left on the engine (stop), and how many workers ended by the
+graceful signal rather than by SIGKILL after the grace (137). Prints medians [min–max].
 """
 from __future__ import annotations
 
@@ -91,13 +92,13 @@ def uss(pid: int) -> float:
         return 0.0
 
 
-def one_rep(engine: str, n: int, tmp: str, ls_reps: int) -> dict[str, float]:
+def one_rep(engine: str, n: int, tmp: str, ls_reps: int, grace: float) -> dict[str, float]:
     d = tempfile.mkdtemp(dir=tmp, prefix="data")
     home = tempfile.mkdtemp(dir=tmp, prefix="home")
     h = data_dir_hash(d)
     with open(os.path.join(d, "looop.json"), "w") as f:
         json.dump({"default": "rules", "runners": runners()}, f)
-    env = dict(os.environ, HOME=home, LOOOP_DATA_DIR=d, LOOOP_SHUTDOWN_GRACE="2", LOOOP_INTERVAL="3600",
+    env = dict(os.environ, HOME=home, LOOOP_DATA_DIR=d, LOOOP_SHUTDOWN_GRACE=str(grace), LOOOP_INTERVAL="3600",
                LOOOP_TMUX_SURFACE="0", NO_COLOR="1", LOOOP_MAX_WORKERS=str(max(n + 8, 64)))
     root = subprocess.Popen([sys.executable, "-m", "looop"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home,
@@ -159,6 +160,15 @@ def one_rep(engine: str, n: int, tmp: str, ls_reps: int) -> dict[str, float]:
         elif engine == "slurm":
             wait(lambda: not jobs(h), 60, "slurm: jobs gone", poll=0.2)
         out["stop_s"] = time.perf_counter() - t0
+        codes = []
+        for i in range(n):
+            try:
+                with open(os.path.join(d, "sessions", f"w{i}", "status.json")) as f:
+                    codes.append(json.load(f).get("exit_code"))
+            except (OSError, ValueError):
+                codes.append(None)
+        # ended by the graceful signal (local: HUP, 129; ssh/Slurm: TERM, 143), not SIGKILL after the grace
+        out["graceful"] = sum(c is not None and c != 137 for c in codes)
     finally:
         if root.poll() is None:
             os.killpg(root.pid, signal.SIGKILL)
@@ -180,6 +190,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--engines", default="local,ssh,slurm")
     ap.add_argument("--ls-reps", type=int, default=5)
+    ap.add_argument("--grace", type=float, default=5.0, help="LOOOP_SHUTDOWN_GRACE (looop's default: 5)")
     a = ap.parse_args()
     have = {"local": "here", **{k: k for k in runners() if k != "here"}}
     engines = [e for e in a.engines.split(",") if e]
@@ -192,10 +203,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="remote_speed") as tmp:
         for rep in range(a.reps):
             for e in engines:
-                r = one_rep(e, a.n, tmp, a.ls_reps)
+                r = one_rep(e, a.n, tmp, a.ls_reps, a.grace)
                 res[e].append(r)
                 print(f"rep {rep} {e}: " + " ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
-    print(f"N={a.n}, {a.reps} reps, load {load0:.1f} → {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus")
+    print(f"N={a.n}, {a.reps} reps, grace {a.grace:g} s, load {load0:.1f} → {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus")
     for e, rows in res.items():
         cells = []
         for k in rows[0]:

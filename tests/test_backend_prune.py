@@ -18,6 +18,8 @@ from conftest import Tree, alive, ls, run, tree_processes, use_profile, wait_gon
 from test_backend_slurm import jobs
 from test_backend_ssh import HOSTS, SSH_CONFIG, marked
 
+from looop.store import sessions
+
 SSH_UP = bool(SSH_CONFIG and HOSTS)
 SLURM_UP = bool(os.environ.get("LOOOP_TEST_SLURM"))
 # HUP-proof and in marker mode: only a sweep by the marker ends it on the host
@@ -62,6 +64,22 @@ def release_all(dirs: list[str], trees: list[Tree | None]) -> None:
             subprocess.run(["scancel", *jobs(d)], timeout=10)
 
 
+def strand(d: str) -> None:
+    """On the ssh host: SIGKILL the wrapper and its watcher (everything of
+    the remote session that does not carry the marker), as a host-side
+    crash would, so nothing there sweeps the marked, HUP-proof command:
+    it lives on with no local child — an orphan, however fast the local ssh
+    client notices its child is gone."""
+    for p in marked(d):
+        sid = os.getsid(p)
+        for q in psutil.process_iter(["environ"]):
+            try:
+                if os.getsid(q.pid) == sid and "LOOOP_SWEEP" not in (q.info.get("environ") or {}):
+                    q.kill()
+            except (OSError, psutil.Error):
+                pass
+
+
 def die_hard(t: Tree, srun: list[int]) -> None:
     """Root and children at once (nobody cleans up), and srun's group (its
     own HUP handling would cancel the job). ssh clients stay, parentless:
@@ -96,6 +114,8 @@ def test_prune_remote_releases_orphans_and_only_this_data_dirs(tmp_path, monkeyp
         run("start-session", "done", "echo fin", "--command", "bash {{prompt_file}}", check=True)
         assert run("wait", "done", "--timeout", "10s").returncode == 0
         die_hard(tb, srun)
+        if SSH_UP:
+            strand(b)
         b_procs = wait_until(lambda: [p for p in marked(b) if alive(p)], 5, "B's HUP-proof remote process") \
             if SSH_UP else []
         b_jobs = jobs(b)
@@ -103,16 +123,17 @@ def test_prune_remote_releases_orphans_and_only_this_data_dirs(tmp_path, monkeyp
         orphaned = {r["id"] for r in ls("--remote") if r["state"] == "orphaned"}
         assert orphaned == {f"x-{r}" for r in runners}
         # plain prune without a root: the finished local session goes, the orphans' dirs stay
+        before = {x: sessions.read_status(b, x) for x in orphaned}
         r = run("prune", check=True, timeout=30)
         kept = ", ".join(sorted(orphaned))
         assert r.stdout.strip() == (f"pruned 1 sessions (done); kept {len(orphaned)} remote sessions whose engine "
                                     f"may still run them ({kept}): `looop prune --remote` or the next `looop` "
-                                    f"releases them"), r.stdout
+                                    f"releases them"), (r.stdout, before)
         assert {x["id"] for x in ls() if x["role"] == "worker"} == orphaned
         # --dry-run: says, changes nothing
         r = run("prune", "--remote", "--dry-run", check=True, timeout=30)
-        assert r.stdout.strip().startswith(f"would release {len(orphaned)} orphaned remote sessions ({kept}); "
-                                           f"would prune 0 sessions"), r.stdout
+        assert r.stdout.strip() == (f"would release {len(orphaned)} orphaned remote sessions ({kept}); "
+                                    f"would prune {len(orphaned)} sessions ({kept})"), r.stdout
         assert all(alive(p) for p in b_procs) and jobs(b) == b_jobs
         r = run("prune", "--remote", check=True, timeout=30)
         assert r.stdout.strip() == (f"released {len(orphaned)} orphaned remote sessions ({kept}); "

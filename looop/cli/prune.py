@@ -3,9 +3,10 @@ with --remote first release orphaned remote sessions (SPEC §17).
 
 A session dir is the only record of where a remote session ran, so a dir
 whose engine side may still live is never removed blind: without a root, a
-remote session a dead root left (still starting/running on disk) is kept
-for the next root's sweep — or for `--remote`, which ends it on its engine
-(identity: the data dir's hash and the session's name) and then removes it.
+remote session whose child never said it ended (dead, or still
+starting/running on disk: the child or the root vanished) is kept — for
+`--remote`, which ends it on its engine (identity: the data dir's hash and
+the session's name) and then removes it, or for the next root's sweep.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from looop.store import paths
 
 def plan(rs: list[dict[str, Any]], stale: set[str], remote: set[str], orphans: set[str],
          answered: set[str], root: bool, ask: bool) -> tuple[list[str], list[str], list[str]]:
-    """Pure: (release, prune, keep) from the worker rows `rs`, the sids a
-    dead root left running on disk (`stale`), those placed on an engine
+    """Pure: (release, prune, keep) from the worker rows `rs`, the sids
+    whose child never said it ended (`stale`), those placed on an engine
     (`remote`), those the engines list though their child is gone
     (`orphans`), those whose engine answered a release (`answered`) and
     whether the engines are asked (`ask`: --remote). A running root already
@@ -46,12 +47,15 @@ def cmd_prune(argv: list[str]) -> int:
     rs = [r for r in rows(d) if r["role"] == "worker"]
     root = _root_alive(d)
     where = backends.placed(d, [r["id"] for r in rs if not r["alive"]])
-    stale = {s for s in where if sessions.read_status(d, s).get("state") in ("starting", "running")}
+    # no final word from its child (it vanished, or its root did): its engine side may live
+    stale = {s for s in where if sessions.read_status(d, s).get("state") in ("starting", "running", "dead")}
     orphans: set[str] = set()
     if a.remote and where:
         found = backends.survey(d, list(where.values()))
         orphans = {s for s, w in where.items() if (w.kind, s) in found}
     todo, gone, keep = plan(rs, stale, set(where), orphans, set(), root, a.remote)
+    if a.dry_run:  # as if every engine answered
+        todo, gone, keep = plan(rs, stale, set(where), orphans, set(todo), root, a.remote)
     released: dict[str, list[str]] = {}
     if not a.dry_run:
         if a.remote and todo:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import os
 import random
 import re
@@ -49,6 +50,7 @@ UNSHARE = "unshare --user --map-current-user --pid --fork --kill-child --mount-p
 STATE = "$HOME/.local/state/looop-remote"
 RETRIES = 5                 # 255 before the first byte: a dropped handshake (MaxStartups)
 SLOT_WAIT = 60.0            # longest wait for a handshake slot, then go anyway
+STOP_SLOT_WAIT = 5.0       # a graceful stop's wait for a slot (then go anyway: the KILL follows the grace)
 SLOT_HOLD = 20.0            # a handshake slot is released after this at the latest
 HELPER_TIMEOUT = 10.0       # the leftovers sweep
 # the stop helper's handshake may be dropped too (many stops at once): retry 255
@@ -101,7 +103,16 @@ def argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) -> tupl
     if prompt_file:
         cmd = cmd.replace(shlex.quote(prompt_file), '"$LOOOP_PROMPT_FILE"')
     script = remote_script(where, sid, cmd, prompt, h)
-    return (*SSH, *where.opts, where.host, "--", "/bin/sh -c " + shlex.quote(script))
+    return (*SSH, "-o", "ControlMaster=yes", "-o", f"ControlPath={control_path(where.name)}",
+            "-o", "ControlPersist=no", *where.opts, where.host, "--", "/bin/sh -c " + shlex.quote(script))
+
+
+def control_path(name: str) -> str:
+    """The session's ssh multiplexing socket: its own connection is the
+    master, so a graceful stop is one more channel on it (no handshake, no
+    MaxStartups drop). Short (sockets take ~100 bytes): a hash of the name."""
+    return os.path.join(os.path.dirname(_slot_dir()), "ssh-ctl",
+                        hashlib.sha256(name.encode()).hexdigest()[:16])
 
 
 def _slot_dir() -> str:
@@ -148,6 +159,12 @@ class SshPty(LocalPty):
     def spawn(self) -> int:
         if self.attempt:
             time.sleep(min(2.0, 0.2 * 2 ** self.attempt) * random.uniform(0.5, 1.0))
+        ctl = control_path(self.where.name)
+        os.makedirs(os.path.dirname(ctl), mode=0o700, exist_ok=True)
+        try:
+            os.unlink(ctl)  # a master SIGKILLed before: its socket would disable ours
+        except FileNotFoundError:
+            pass
         self.slot = take_slot(self.where.host, self.where.max_per_host)
         self.slot_until = time.monotonic() + SLOT_HOLD
         try:
@@ -185,18 +202,45 @@ class SshPty(LocalPty):
     def _remote_term(self) -> None:
         """TERM the wrapper's process group on the host (its pid is in the
         registry file), over a second connection; not waited for (the child
-        reaps it, and its KILL sweep ends it if it hangs)."""
+        reaps it, and its KILL sweep ends it if it hangs). The connection
+        is a channel on the session's own (multiplexed) connection, so a
+        root stopping 50 ssh workers at once opens no new connections (50
+        new ones: the host drops most of them, MaxStartups, and each such
+        worker is SIGKILLed after the grace — measured: 18 of 50 graceful).
+        Without the master a new connection takes a handshake slot like a
+        spawn, in a forked helper: the child never blocks."""
         h, sid = self.where.name[-10:], self.where.name[len("looop-"):-11]  # looop-<sid>-<h>
         reg = f'"{STATE}/{h}/{sid}.json"'
         script = (f"p=$(sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p' {reg}); "
                   f'[ -n "$p" ] && kill -TERM -"$p"')
+        ctl = control_path(self.where.name)
+        argv = ["sh", "-c", RETRY_255, "sh", "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+                "-o", "ControlMaster=no", "-o", f"ControlPath={ctl}", *self.where.opts,
+                self.where.host, "--", "/bin/sh -c " + shlex.quote(script)]
         try:
-            subprocess.Popen(["sh", "-c", RETRY_255, "sh", "ssh", "-o", "BatchMode=yes", *self.where.opts,
-                              self.where.host, "--", "/bin/sh -c " + shlex.quote(script)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, close_fds=True)
+            pid = os.fork()
         except OSError:
-            super().signal(signal.SIGTERM)  # no ssh client left: drop the link
+            super().signal(signal.SIGTERM)  # no helper: drop the link
+            return
+        if pid:
+            return  # the child reaps it (wait reaps every descendant)
+        try:  # the helper: nothing of the child's state runs here; it only execs
+            from looop.tree.title import set_helper_title
+            set_helper_title(f"stop {self.where.name}")  # never taken for the worker child by ls
+            # over the session's own connection when its master answers; else a new one, in a slot
+            slot = None if os.path.exists(ctl) else take_slot(self.where.host, self.where.max_per_host,
+                                                               STOP_SLOT_WAIT)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            keep = slot if slot is not None else -1
+            os.closerange(3, keep if keep > 3 else 3)
+            os.closerange(max(3, keep + 1), os.sysconf("SC_OPEN_MAX"))
+            if slot is not None:
+                os.set_inheritable(slot, True)  # held by ssh until it ends
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
 
     def identity(self) -> dict[str, Any] | None:
         return {"engine": "ssh", "host": self.where.host, "id": self.where.name}
@@ -276,9 +320,11 @@ def _on_each_host(wheres: list[Placement], script: str | Callable[[str], str]) -
         seen.add((w.host, w.opts))
         text = script if isinstance(script, str) else script(w.host)
         try:
-            procs.append((w.host, subprocess.Popen(
-                ["ssh", "-o", "BatchMode=yes", *w.opts, w.host, "--", "/bin/sh -c " + shlex.quote(text)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)))
+            procs.append((w.host, subprocess.Popen(  # a dropped handshake (255) is retried
+                ["sh", "-c", RETRY_255, "sh", "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                 *w.opts, w.host, "--", "/bin/sh -c " + shlex.quote(text)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                start_new_session=True)))
         except OSError:
             continue
     answers: list[tuple[str, str]] = []
@@ -287,7 +333,7 @@ def _on_each_host(wheres: list[Placement], script: str | Callable[[str], str]) -
         try:
             out, _ = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)  # the retry loop and its ssh
             p.wait()
             continue
         if p.returncode != 255:  # 255: ssh itself failed, the host did not answer
