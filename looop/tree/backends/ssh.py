@@ -161,10 +161,7 @@ class SshPty(LocalPty):
             time.sleep(min(2.0, 0.2 * 2 ** self.attempt) * random.uniform(0.5, 1.0))
         ctl = control_path(self.where.name)
         os.makedirs(os.path.dirname(ctl), mode=0o700, exist_ok=True)
-        try:
-            os.unlink(ctl)  # a master SIGKILLed before: its socket would disable ours
-        except FileNotFoundError:
-            pass
+        _unlink(ctl)  # a master SIGKILLed before: its socket would disable ours
         self.slot = take_slot(self.where.host, self.where.max_per_host)
         self.slot_until = time.monotonic() + SLOT_HOLD
         try:
@@ -192,6 +189,7 @@ class SshPty(LocalPty):
 
     def reaped(self, code: int) -> None:
         self._release()
+        _unlink(control_path(self.where.name))  # a master killed outright leaves its socket
 
     def signal(self, how: Stop | int) -> None:  # type: ignore[override]
         if how is Stop.GRACEFUL and self.started and self.exit_code is None:
@@ -253,10 +251,19 @@ class SshPty(LocalPty):
         return {"attempt": self.attempt + 1}
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def leftovers(wheres: list[Placement], h: str) -> list[str]:
     """On every host in `wheres`, at once: kill every process marked
     LOOOP_SWEEP=<h>:* and drop the registry dir. Bounded (HELPER_TIMEOUT).
     Returns "ssh:<host>:<pid>" for what was killed."""
+    for w in wheres:
+        _unlink(control_path(w.name))
     script = f'{sweep_fn(h + ":[^=]*")}\nlooop_sweep; rm -rf "{STATE}/{h}"'
     return [f"ssh:{host}:{x}" for host, out in _on_each_host(wheres, script)
             for x in sorted(set(out.split()))]
