@@ -11,12 +11,10 @@ import json
 import os
 import signal
 
-import psutil
 import pytest
 
 from conftest import Tree, ls, run, tree_processes, wait_until
-from looop.tree.backends import data_dir_hash
-from test_backend_slurm import jobs
+from test_backend_slurm import job_procs, jobs
 from test_backend_ssh import HOSTS, SSH_CONFIG, marked
 
 pytestmark = pytest.mark.skipif(not (SSH_CONFIG and HOSTS and os.environ.get("LOOOP_TEST_SLURM")),
@@ -25,18 +23,6 @@ pytestmark = pytest.mark.skipif(not (SSH_CONFIG and HOSTS and os.environ.get("LO
 
 GRACE = 1  # LOOOP_SHUTDOWN_GRACE of the test profile (conftest.use_profile)
 READY = 'trap "echo trapped; exit 143" TERM; echo ready; '
-
-
-def job_procs(d: str) -> list[int]:
-    """Processes of this data dir's Slurm jobs on this host (the node): the
-    job's environment names it (SLURM_JOB_NAME=looop-<sid>-<h>)."""
-    tail = "-" + data_dir_hash(d)
-    out = []
-    for p in psutil.process_iter(["environ", "status"]):
-        if ((p.info.get("environ") or {}).get("SLURM_JOB_NAME") or "").endswith(tail) \
-                and p.info["status"] != psutil.STATUS_ZOMBIE:
-            out.append(p.pid)
-    return out
 
 
 def configure(d: str, pidns: bool) -> None:
