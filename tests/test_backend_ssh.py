@@ -44,9 +44,9 @@ def marked(d: str, sid: str = "") -> list[int]:
     """Pids on this host carrying the data dir's sweep marker (any session, or `sid`)."""
     want = f"{data_dir_hash(d)}:{sid}"
     out = []
-    for p in psutil.process_iter(["environ"]):
+    for p in psutil.process_iter(["environ", "status"]):  # (a process may vanish mid-scan)
         v = (p.info.get("environ") or {}).get("LOOOP_SWEEP", "")
-        if (v == want if sid else v.startswith(want)) and p.status() != psutil.STATUS_ZOMBIE:
+        if (v == want if sid else v.startswith(want)) and p.info["status"] != psutil.STATUS_ZOMBIE:
             out.append(p.pid)
     return out
 
