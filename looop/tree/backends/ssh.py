@@ -8,7 +8,9 @@ watcher that outlives a hangup and sweeps once the wrapper is gone:
   - in its own PID namespace where the host allows it (`unshare --user
     --map-current-user --pid --fork --kill-child --mount-proc`): when the
     connection drops, sshd hangs up the session, unshare dies and the kernel
-    kills the whole namespace, setsid'd grandchildren included;
+    kills the whole namespace, setsid'd grandchildren included. Its PID 1 is
+    a `sh` waiting for the command, never the command (init ignores every
+    signal it has no handler for: TERM and Ctrl-C would not reach it);
   - else (and in the namespace too) under `LOOOP_SWEEP=<h>:<sid>` in its
     environment: the wrapper (command ended) or the watcher (the session hung
     up and the wrapper died of it) kills every process carrying it, and the next root's `leftovers`
@@ -16,10 +18,11 @@ watcher that outlives a hangup and sweeps once the wrapper is gone:
   - with a registry file `~/.local/state/looop-remote/<h>/<sid>.json`
     (sid, hash, name, wrapper pid = its process group) and the shipped prompt.
 
-Stops: GRACEFUL is `kill -TERM -<pgid>` on the host over a second
-connection (a TERM to the local ssh would only drop the link: the agent's
-TERM trap would never run, and the exit code would be lost); KILL is the
-local group (ssh dies, the host hangs up the session, see above).
+Stops: GRACEFUL is `kill -TERM -<pgid>` on the host, over a channel of the
+session's own connection (its ssh is a ControlMaster; a TERM to the local
+ssh would only drop the link: the agent's TERM trap would never run, and
+the exit code would be lost); KILL is the local group (ssh dies, the host
+hangs up the session, see above).
 
 Handshakes: at most `max_per_host` at once per host and user on this machine
 (flock'd slot files), held until the wrapper's first byte (an OSC title
@@ -199,14 +202,14 @@ class SshPty(LocalPty):
 
     def _remote_term(self) -> None:
         """TERM the wrapper's process group on the host (its pid is in the
-        registry file), over a second connection; not waited for (the child
-        reaps it, and its KILL sweep ends it if it hangs). The connection
-        is a channel on the session's own (multiplexed) connection, so a
-        root stopping 50 ssh workers at once opens no new connections (50
-        new ones: the host drops most of them, MaxStartups, and each such
-        worker is SIGKILLed after the grace — measured: 18 of 50 graceful).
-        Without the master a new connection takes a handshake slot like a
-        spawn, in a forked helper: the child never blocks."""
+        registry file) from a forked helper; not waited for (the child reaps
+        it, and its KILL sweep ends it if it hangs). The helper's ssh is a
+        channel on the session's own (multiplexed) connection, so a root
+        stopping 50 ssh workers at once opens no new connections (50 new
+        ones: the host drops most of them, MaxStartups, and each such worker
+        is SIGKILLed after the grace — measured: 18 of 50 graceful). Without
+        the master it makes a new connection in a handshake slot, like a
+        spawn (the helper waits for it: the child never blocks)."""
         h, sid = self.where.name[-10:], self.where.name[len("looop-"):-11]  # looop-<sid>-<h>
         reg = f'"{STATE}/{h}/{sid}.json"'
         script = (f"p=$(sed -n 's/.*\"pid\": \\([0-9]*\\).*/\\1/p' {reg}); "
