@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 
+import psutil
 import pytest
 
 from conftest import Tree, ls, run, wait_until
@@ -25,6 +26,18 @@ def jobs(d: str) -> list[str]:
                          timeout=10).stdout
     h = data_dir_hash(d)
     return [ln.split()[0] for ln in out.splitlines() if ln.split()[-1].endswith("-" + h)]
+
+
+def job_procs(d: str) -> list[int]:
+    """Processes of this data dir's Slurm jobs on this host (the node): the
+    job's environment names it (SLURM_JOB_NAME=looop-<sid>-<h>)."""
+    tail = "-" + data_dir_hash(d)
+    out = []
+    for p in psutil.process_iter(["environ", "status"]):
+        if ((p.info.get("environ") or {}).get("SLURM_JOB_NAME") or "").endswith(tail) \
+                and p.info["status"] != psutil.STATUS_ZOMBIE:
+            out.append(p.pid)
+    return out
 
 
 @pytest.fixture
@@ -104,7 +117,7 @@ def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
     `ls --remote` says orphaned; the next root cancels it by the hash."""
     t = Tree(slurm_dir, new_group=True)
     srun = start("o1", READY + "sleep 1000")["pid"]
-    import psutil  # root and children at once (a group kill lets children clean up)
+    # root and children at once (a group kill lets children clean up)
     for p in [c.pid for c in psutil.Process(t.pid).children()] + [t.pid]:
         os.kill(p, signal.SIGKILL)
     os.killpg(srun, signal.SIGKILL)  # srun leads its PTY's session
@@ -118,3 +131,37 @@ def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
     t2 = Tree(slurm_dir)
     wait_until(lambda: not jobs(slurm_dir), 15, f"the next root to cancel {left}")
     t2.stop()
+
+
+def test_graceful_kill_reaches_a_command_without_a_trap(slurm_dir):
+    t = Tree(slurm_dir)
+    try:
+        start("p1", "echo ready; exec sleep 1000")
+        expect("p1", "ready")
+        assert run("kill", "p1", timeout=30).returncode == 0
+        st = {r["id"]: r for r in ls()}["p1"]
+        assert (st["state"], st["exit_code"]) == ("killed", 143), st
+        wait_until(lambda: not jobs(slurm_dir), 10, "the job to leave squeue")
+        start("p2", "echo ready; exec sleep 1000")  # Ctrl-C reaches it too (`key`)
+        expect("p2", "ready")
+        run("key", "p2", "C-c", check=True)
+        assert run("wait", "p2", "--timeout", "10s", timeout=20).returncode == 130
+        wait_until(lambda: not jobs(slurm_dir), 10, "the job to leave squeue")
+    finally:
+        t.stop()
+
+
+def test_setsid_grandchild_of_a_job_gone_after_kill(slurm_dir):
+    """A job's setsid'd grandchild (its own session, still in the job's
+    step) ends with `looop kill`: Slurm's proctrack takes the whole step."""
+    t = Tree(slurm_dir)
+    try:
+        start("g1", READY + "setsid sleep 1000 & sleep 1000")
+        expect("g1", "ready")
+        procs = wait_until(lambda: len(job_procs(slurm_dir)) >= 3 and job_procs(slurm_dir), 10,
+                           "the job's processes, the setsid'd one too")
+        assert run("kill", "g1", timeout=30).returncode == 0
+        wait_until(lambda: not job_procs(slurm_dir) and not jobs(slurm_dir), 10,
+                   f"the job and its processes gone (were {procs})")
+    finally:
+        t.stop()

@@ -44,9 +44,9 @@ def marked(d: str, sid: str = "") -> list[int]:
     """Pids on this host carrying the data dir's sweep marker (any session, or `sid`)."""
     want = f"{data_dir_hash(d)}:{sid}"
     out = []
-    for p in psutil.process_iter(["environ"]):
+    for p in psutil.process_iter(["environ", "status"]):  # (a process may vanish mid-scan)
         v = (p.info.get("environ") or {}).get("LOOOP_SWEEP", "")
-        if (v == want if sid else v.startswith(want)) and p.status() != psutil.STATUS_ZOMBIE:
+        if (v == want if sid else v.startswith(want)) and p.info["status"] != psutil.STATUS_ZOMBIE:
             out.append(p.pid)
     return out
 
@@ -184,3 +184,27 @@ def test_fifty_ssh_workers_at_once_against_a_default_maxstartups(ssh_dir):
     finally:
         t.stop(timeout=30)
     wait_gone(marked(ssh_dir), 10, "every remote process after the tree stopped")
+
+
+@pytest.mark.parametrize("pidns", [True, False], ids=["pidns", "marker"])
+def test_graceful_kill_reaches_a_command_without_a_trap(data_dir, pidns):
+    """`exec sleep` has no TERM handler: in its own PID namespace it must not
+    be the namespace's init (which ignores TERM), or every `looop kill` ends
+    in SIGKILL after the grace (137) and an agent never gets to stop."""
+    configure(data_dir, pidns=pidns)
+    t = Tree(data_dir)
+    try:
+        start("p1", "echo ready; exec sleep 1000")
+        expect("p1", "ready")
+        t0 = time.monotonic()
+        assert run("kill", "p1", timeout=30).returncode == 0
+        took = time.monotonic() - t0
+        st = {r["id"]: r for r in ls()}["p1"]
+        assert (st["state"], st["exit_code"]) == ("killed", 143), (st, took)
+        wait_until(lambda: not marked(data_dir, "p1"), 5, "the remote processes after kill")
+        start("p2", "echo ready; exec sleep 1000")  # Ctrl-C reaches it too (`key`)
+        expect("p2", "ready")
+        run("key", "p2", "C-c", check=True)
+        assert run("wait", "p2", "--timeout", "10s", timeout=20).returncode == 130
+    finally:
+        t.stop()

@@ -71,3 +71,22 @@ def test_ls_remote_marks_only_rows_whose_local_child_is_gone():
           {"id": "c", "alive": False, "state": "exited", "remote": None}]
     found = {("slurm", "a"): ident, ("slurm", "b"): ident}
     assert [r["state"] for r in mark_orphans(rs, found)] == ["orphaned", "running", "exited"]
+
+
+def test_prune_plan_keeps_what_only_the_engine_knows_about():
+    from looop.cli.prune import plan, summary
+    rs = [{"id": i, "role": "worker", "alive": i == "live"} for i in ("live", "loc", "orph", "stale", "ended")]
+    remote = {"orph", "stale", "ended"}
+    # no root, no --remote: the stale remote session's dir is the next root's record
+    assert plan(rs, {"stale"}, remote, set(), set(), root=False, ask=False) == ([], ["loc", "orph", "ended"], ["stale"])
+    # --remote: release orphans and stale ones; what the engine did not answer for stays
+    assert plan(rs, {"stale"}, remote, {"orph"}, set(), root=False, ask=True) == \
+        (["orph", "stale"], ["loc", "ended"], ["orph", "stale"])
+    assert plan(rs, {"stale"}, remote, {"orph"}, {"orph", "stale"}, root=False, ask=True) == \
+        (["orph", "stale"], ["loc", "orph", "stale", "ended"], [])
+    # a running root swept its stale sessions when it started
+    assert plan(rs, {"stale"}, remote, set(), set(), root=True, ask=True) == ([], ["loc", "orph", "stale", "ended"], [])
+    assert summary(False, None, {}, ["a"], []) == "pruned 1 sessions (a)"
+    assert summary(True, ["o"], {}, [], []) == "would release 1 orphaned remote sessions (o); would prune 0 sessions"
+    assert summary(False, ["o", "p"], {"o": []}, ["o"], ["p"]).startswith(
+        "released 1 orphaned remote sessions (o); pruned 1 sessions (o); kept 1 remote sessions")

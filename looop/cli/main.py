@@ -29,7 +29,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "unflag": ("looop.cli.steer", "cmd_unflag", "clear a worker's attention flag"),
     "detach": ("looop.cli.steer", "cmd_detach", "force-detach terminals attached to a worker"),
     "start-session": ("looop.cli.steer", "cmd_start_session", "start a worker in the running tree"),
-    "prune": ("looop.cli.steer", "cmd_prune", "remove every finished session dir"),
+    "prune": ("looop.cli.prune", "cmd_prune", "remove finished session dirs (--remote: release orphaned remote sessions first)"),
     "inbox": ("looop.cli.inbox", "cmd_inbox", "everything that needs someone, with the command that answers it"),
     "ask": ("looop.cli.mailbox", "cmd_ask", "inside a worker: ask and block until answered"),
     "answer": ("looop.cli.mailbox", "cmd_answer", "answer a worker's ask"),

@@ -318,20 +318,3 @@ def cmd_start_session(argv: list[str]) -> int:
     r = _call("start", a.id, timeout=30, **args)
     print(f"started {r['id']} (pid {r.get('pid')})")
     return 0
-
-
-def cmd_prune(argv: list[str]) -> int:
-    from looop.errors import NotRunning
-    parser("prune", "Remove every finished session dir now.").parse_args(argv)
-    d = paths.data_dir()
-    try:
-        # the running root knows what is alive, including sessions still starting
-        gone = control.call(d, "prune")["pruned"]
-    except NotRunning:
-        from looop.registry import rows
-        from looop.store import sessions
-        gone = [r["id"] for r in rows(d) if not r["alive"] and r["role"] == "worker"]
-        for sid in gone:
-            sessions.remove(d, sid)
-    print(f"pruned {len(gone)} sessions" + (f" ({', '.join(gone)})" if gone else ""))
-    return 0

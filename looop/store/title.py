@@ -54,6 +54,13 @@ def set_title(role: str, sid: str, state: str, flagged: bool, data_dir: str,
     setproctitle.setproctitle(format_title(role, sid, state, flagged, data_dir, activity, since))
 
 
+def set_helper_title(what: str) -> None:
+    """A short-lived helper forked from a looop process (an ssh stop): a
+    title that is never parsed as the process it was forked from."""
+    import setproctitle
+    setproctitle.setproctitle(f"looop-helper {what}")
+
+
 def parse_title(text: str) -> Title | None:
     m = _RE.match(text)
     if not m:

@@ -306,10 +306,12 @@ READ_ONLY_OPS)
         self._fork(spec).start_waiters.append(conn)
 
     def op_prune(self, conn: Conn, req: dict[str, Any]) -> None:
-        """Remove every finished worker's dir. Done by the root when it runs,
-        so a session still starting (no title yet) is never pruned."""
+        """Remove every finished worker's dir but those in "keep" (remote
+        sessions whose engine side prune could not release). Done by the root
+        when it runs, so a session still starting (no title yet) is never pruned."""
+        keep = set(req.get("keep") or ())
         gone = [sid for sid in sessions.list_ids(self.d)
-                if sid not in self.kids and sid != paths.RESERVED]
+                if sid not in self.kids and sid != paths.RESERVED and sid not in keep]
         for sid in gone:
             sessions.remove(self.d, sid)
         self._reply(conn, {"ok": True, "pruned": gone})

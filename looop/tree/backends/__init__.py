@@ -8,6 +8,7 @@ ties them together — a new engine is a row in `KINDS`:
     prepare(where, sid, cmd, ...)  its argv, built once by the root
     open_backend(spec, previous)   the child's backend object for one spawn
     leftovers(d, wheres)           the next root's sweep of what a dead root left
+    release(d, {sid: where})       `prune --remote`: end what sessions left on their engines
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from looop.tree.backends.local import LocalPty
 
 __all__ = ["Backend", "Placement", "Stop", "LOCAL", "data_dir_hash", "engine_name", "KINDS",
            "place", "prepare", "open_backend", "placements_left", "leftovers", "survey",
-           "placements"]
+           "placements", "placed", "release"]
 
 
 class Kind(NamedTuple):
@@ -32,6 +33,8 @@ class Kind(NamedTuple):
     leftovers: Callable[[list[Placement], str], list[str]] | None
     # (placements, h) → {sid: identity} of what lives on the engine (ls --remote)
     survey: Callable[[list[Placement], str], dict[str, dict[str, Any]]] | None
+    # ([(placement, sid)], h) → {sid: what was removed} for each sid the engine answered for
+    release: Callable[[list[tuple[Placement, str]], str], dict[str, list[str]]] | None
 
 
 def _local_argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) -> tuple[str, ...]:
@@ -39,9 +42,9 @@ def _local_argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) 
 
 
 KINDS: dict[str, Kind] = {
-    "local": Kind(LocalPty, _local_argv, None, None),
-    "ssh": Kind(ssh.SshPty, ssh.argv, ssh.leftovers, ssh.survey),
-    "slurm": Kind(slurm.SrunPty, slurm.argv, slurm.leftovers, slurm.survey),
+    "local": Kind(LocalPty, _local_argv, None, None, None),
+    "ssh": Kind(ssh.SshPty, ssh.argv, ssh.leftovers, ssh.survey, ssh.release),
+    "slurm": Kind(slurm.SrunPty, slurm.argv, slurm.leftovers, slurm.survey, slurm.release),
 }
 
 
@@ -137,6 +140,35 @@ def placements(d: str, sids: list[str]) -> list[Placement]:
         w = Placement.from_meta(sessions.read_meta(d, sid).get("where"))
         if w.kind != "local":
             out.append(w)
+    return out
+
+
+def placed(d: str, sids: list[str]) -> dict[str, Placement]:
+    """sid → remote placement (from meta.json) of those of `sids` that ran on an engine."""
+    from looop.store import sessions
+    out = {}
+    for sid in sids:
+        w = Placement.from_meta(sessions.read_meta(d, sid).get("where"))
+        if w.kind != "local":
+            out[sid] = w
+    return out
+
+
+def release(d: str, where: dict[str, Placement]) -> dict[str, list[str]]:
+    """End whatever sessions `where` (sid → placement) of data dir `d` left
+    on their engines, found by the data dir's hash and each session's name
+    (`prune --remote`). Bounded per engine. sid → what was removed (maybe
+    nothing) for every sid its engine answered for; a sid absent from the
+    result is unknown (its engine did not answer)."""
+    h = data_dir_hash(d)
+    by_kind: dict[str, list[tuple[Placement, str]]] = {}
+    for sid, w in sorted(where.items()):
+        by_kind.setdefault(w.kind, []).append((w, sid))
+    out: dict[str, list[str]] = {}
+    for kind, items in sorted(by_kind.items()):
+        k = KINDS.get(kind)
+        if k is not None and k.release is not None:
+            out.update(k.release(items, h))
     return out
 
 

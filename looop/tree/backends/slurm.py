@@ -65,11 +65,16 @@ def argv(where: Placement, sid: str, cmd: str, prompt_file: str, h: str) -> tupl
 
 def _run(args: list[str], timeout: float = CLIENT_TIMEOUT) -> str:
     """A Slurm client call, bounded; its stdout ("" if it failed)."""
+    return _ask(args, timeout) or ""
+
+
+def _ask(args: list[str], timeout: float = CLIENT_TIMEOUT) -> str | None:
+    """A Slurm client call, bounded; its stdout, None if it failed."""
     try:
-        return subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              timeout=timeout).stdout
+        r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
-        return ""
+        return None
+    return r.stdout if r.returncode == 0 else None
 
 
 def listed(name: str) -> list[str]:
@@ -150,3 +155,33 @@ def leftovers(wheres: list[Placement], h: str) -> list[str]:
     for name in sorted({w.name for w in wheres if w.name.endswith("-" + h)}):
         _run(["scancel", f"--user={user}", f"--name={name}"])
     return [f"slurm::{i}" for i in ids] or [f"slurm::{w.name}" for w in wheres]
+
+
+def _ours(h: str) -> dict[str, str] | None:
+    """name → job id of this user's jobs named looop-*-<h>; None if squeue failed."""
+    out = _ask(["squeue", "--me", "-h", "-o", "%i %j"])
+    if out is None:
+        return None
+    return {p[1]: p[0] for p in (ln.split() for ln in out.splitlines())
+            if len(p) == 2 and p[1].startswith("looop-") and p[1].endswith("-" + h)}
+
+
+def release(items: list[tuple[Placement, str]], h: str) -> dict[str, list[str]]:
+    """`prune --remote`: cancel the jobs of sessions `items` ((placement,
+    sid)), found by their name looop-<sid>-<h> (this user's only), without
+    waiting. sid → the "slurm::<jobid>" cancelled, for every sid squeue and
+    scancel answered for (none if slurmctld did not answer)."""
+    listed_now = _ours(h)
+    if listed_now is None:
+        return {}
+    out: dict[str, list[str]] = {}
+    for w, sid in items:
+        name = f"looop-{sid}-{h}"
+        if w.name != name:  # not this data dir's: never touched
+            continue
+        job = listed_now.get(name)
+        if job is None:
+            out[sid] = []
+        elif _ask(["scancel", job]) is not None:
+            out[sid] = [f"slurm::{job}"]
+    return out
