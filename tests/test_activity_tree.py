@@ -249,3 +249,22 @@ time.sleep(300)
         assert a["evidence"] == {"source": "event", "text": "Stop"}
     finally:
         t.stop()
+
+
+def test_a_silent_worker_leaves_starting_then_gets_stuck(data_dir):
+    """A worker that prints nothing: `starting` for LOOOP_WORKER_STARTING,
+    then `working` (nothing drawn, so no prompt to be ready at), then
+    `stuck` once quiet since its start for LOOOP_WORKER_STUCK — without a
+    single byte of output to trigger a look."""
+    t = Tree(data_dir, env={**os.environ, "LOOOP_WORKER_STARTING": "1.5", "LOOOP_WORKER_STUCK": "6"})
+    try:
+        t.start("q1", "exec sleep 1000")
+        a = wait_activity("q1", "working", timeout=10)
+        assert a["evidence"]["source"] == "timing" and "no output since its start" in a["evidence"]["text"]
+        a = wait_activity("q1", "stuck", timeout=15)
+        assert a["evidence"]["source"] == "timing"
+        assert run("log", "q1").stdout == ""                  # it really printed nothing
+        seq = [(e["from"], e["to"]) for e in events(data_dir, "worker_state") if e["id"] == "q1"]
+        assert seq == [("starting", "working"), ("working", "stuck")], seq
+    finally:
+        t.stop()

@@ -96,7 +96,8 @@ class Child(Terminals):
         self.log_error: str | None = None           # the log cannot be written (full disk)
         # what the agent is doing (SPEC §15): workers only, off the output path
         pats = activity.compile_patterns(spec.sid, {k: list(v) for k, v in spec.states})
-        self.tracker = Tracker(pats, spec.settle, spec.stuck) if spec.role == "worker" else None
+        self.tracker = (Tracker(pats, spec.settle, spec.stuck, starting=spec.starting)
+                        if spec.role == "worker" else None)
         self.remote: dict[str, Any] | None = None   # the backend's identity, as last published
 
     # -- setup and teardown -------------------------------------------------
