@@ -268,3 +268,50 @@ def test_a_silent_worker_leaves_starting_then_gets_stuck(data_dir):
         assert seq == [("starting", "working"), ("working", "stuck")], seq
     finally:
         t.stop()
+
+
+def test_a_quiet_workers_ask_answer_and_flag_show_without_output(data_dir):
+    """`looop ask`, `looop answer`, `flag` and `unflag` nudge the worker's
+    child: its activity moves at once, though the worker prints nothing
+    (stderr of the ask discarded, the answer captured) — no output, and
+    with LOOOP_WORKER_STARTING long, no deadline that would look anyway."""
+    d = data_dir
+    t = Tree(d, env={**os.environ, "LOOOP_WORKER_STARTING": "600"})
+    try:
+        t.start("k1", 'a=$("$LOOOP_BIN" ask "q?" 2>/dev/null); exec sleep 300')
+        wait_until(lambda: os.path.exists(os.path.join(d, "asks", "k1-1.json")), 10, "the ask file")
+        a = wait_activity("k1", "asking", timeout=10)
+        assert a["evidence"] == {"source": "ask", "text": "q?"}
+        run("answer", "k1-1", "yes", check=True)
+        wait_until(lambda: activity("k1")["state"] != "asking", 10, "k1 to leave asking")
+        assert activity("k1")["state"] == "starting"   # still nothing printed, well within STARTING
+        run("flag", "k1", "look", check=True)
+        assert wait_activity("k1", "asking", timeout=10)["evidence"] == {"source": "flag", "text": "look"}
+        run("unflag", "k1", check=True)
+        wait_activity("k1", "starting", timeout=10)
+        assert run("log", "k1").stdout == ""
+        seq = [(e["from"], e["to"]) for e in events(d, "worker_state") if e["id"] == "k1"]
+        assert seq == [("starting", "asking"), ("asking", "starting")] * 2, seq
+    finally:
+        t.stop()
+
+
+def test_the_deciders_answer_moves_a_quiet_worker_out_of_asking(data_dir, tmp_path):
+    """`answer_ask` by the decider nudges the worker over the pulse's link,
+    as `looop answer` does over the control socket."""
+    from fakes import bump_world
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    with open(os.path.join(d, "PLAYBOOK.md"), "w") as f:
+        f.write("- answer_ask: allowed\n")
+    t = Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.3", "LOOOP_WORKER_STARTING": "600"})
+    try:
+        t.start("k2", 'a=$("$LOOOP_BIN" ask "deploy?" 2>/dev/null); exec sleep 300')
+        wait_activity("k2", "asking", timeout=10)
+        fake.queue({"action": "answer_ask", "id": "k2-1", "answer": "yes"})
+        bump_world(d)
+        wait_until(lambda: os.path.exists(os.path.join(d, "answers", "k2-1.json")), 15, "the answer")
+        wait_until(lambda: activity("k2")["state"] != "asking", 10, "k2 to leave asking")
+        assert activity("k2")["state"] == "starting" and run("log", "k2").stdout == ""
+    finally:
+        t.stop()

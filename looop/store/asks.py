@@ -153,10 +153,10 @@ def pending(d: str, answered: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def answer(d: str, aid: str, text: str, force: bool = False, by: str = "human") -> None:
-    """Record the answer. LooopError, one line, when the ask is missing,
-    delivered, already answered (without `force`) or the answer is not one
-    of its options."""
+def answer(d: str, aid: str, text: str, force: bool = False, by: str = "human") -> dict[str, Any]:
+    """Record the answer; returns the ask it answers. LooopError, one line,
+    when the ask is missing, delivered, already answered (without `force`)
+    or the answer is not one of its options."""
     aid = check_ask_id(aid)
     _text(text, "the answer")
     rec = read(d, aid)
@@ -173,6 +173,7 @@ def answer(d: str, aid: str, text: str, force: bool = False, by: str = "human") 
         write_atomic(_answer_path(d, aid), data)
     elif not create_exclusive(_answer_path(d, aid), data):
         raise LooopError(f"ask {aid} is already answered (--force overwrites)")
+    return rec
 
 
 def deliver(d: str, aid: str) -> None:

@@ -424,6 +424,15 @@ class Child(Terminals):
         self._look(now)
         self.reply(req, {"ok": True, "activity": self.tracker.status(now)})
 
+    def _cmd_look(self, req: int) -> None:
+        """A nudge (`ask`, `answer`): classify now, though the worker may
+        print nothing — a new or answered ask is evidence without output."""
+        if self.tracker is None or not self.cmd_alive:
+            raise ValueError(f"session {self.spec.sid} has no live command")
+        now = time.monotonic()
+        self._look(now)
+        self.reply(req, {"ok": True, "activity": self.tracker.status(now)})
+
     # -- status -----------------------------------------------------------------
 
     def _publish(self, **extra: Any) -> None:
@@ -624,6 +633,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "unflag": Child._cmd_unflag,
     "shot": Child._cmd_shot,
     "event": Child._cmd_event,
+    "look": Child._cmd_look,
     "detach": Child._cmd_detach,
     "attach": Child._cmd_attach,
 }
