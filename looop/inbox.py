@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
-ACTIVITY_KINDS = ("asking", "limited", "stuck")
+ACTIVITY_KINDS = ("asking", "limited", "stuck")  # = looop.tree.activity.NEEDS_SOMEONE
 
 
 def command(prefix: str, *words: str) -> str:

@@ -130,3 +130,29 @@ def test_status_carries_the_inbox_count(data_dir, tmp_path):
         assert t.stop(signal.SIGTERM) == 0
     finally:
         sd.close()
+
+
+def test_a_dialog_is_notified_without_waiting_for_the_poll(data_dir, tmp_path):
+    """A worker whose screen starts asking is notified at once (its child
+    wakes the pulse's inbox watcher), not at the next `inbox_poll` — here
+    60 s, so only the wake can deliver within the bound."""
+    from test_activity_tree import tui_runner, wait_activity
+    d = data_dir
+    got = str(tmp_path / "notified")
+    tui_runner(d, str(tmp_path / "ctl"), )
+    cfg = json.load(open(os.path.join(d, "looop.json")))
+    cfg["notify_command"] = f'read -r item; echo "$item" >> {got}'
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump(cfg, f)
+    t = Tree(d, env={**os.environ, "LOOOP_INBOX_POLL": "60"})
+    try:
+        run("start-session", "p1", "b", "fake", check=True)
+        wait_activity("p1", "ready")
+        run("send", "p1", "ask", check=True)
+        wait_activity("p1", "asking")
+        wait_until(lambda: lines(got), 10, "the asking worker notified")
+        item = json.loads(lines(got)[0])
+        assert (item["kind"], item["id"], item["text"]) == ("asking", "p1", "Do you want to proceed? (y/n)")
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
+    assert len(lines(got)) == 1

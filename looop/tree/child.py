@@ -403,9 +403,11 @@ class Child(Terminals):
             return
         before, v = changed
         self._publish()
-        from looop.store import events
+        from looop.store import asks, events
         events.emit(self.d, "worker_state", id=self.spec.sid, **{"from": before}, to=v.state,
                     evidence=v.evidence, **({"until": v.until} if v.until else {}))
+        if v.state in activity.NEEDS_SOMEONE:
+            asks.wake_watchers(self.d)  # notify_command now, not at the next inbox poll
 
     def _screen_lines(self) -> tuple[list[str], tuple[int, int]]:
         """The settled screen for the classifier: its rows and the cursor."""
