@@ -156,3 +156,32 @@ def test_a_dialog_is_notified_without_waiting_for_the_poll(data_dir, tmp_path):
     finally:
         assert t.stop(signal.SIGTERM) == 0
     assert len(lines(got)) == 1
+
+
+def test_a_hanging_and_a_flooding_notifier_through_the_live_pulse(data_dir, tmp_path):
+    """notify_command hangs for one item and prints 10 MB for the other:
+    one warning line for the hang (its group killed at LOOOP_NOTIFY_TIMEOUT),
+    the flood drained and dropped, both asks still pending and answerable,
+    the pulse still beating, nothing left running."""
+    d = data_dir
+    pids, done = str(tmp_path / "pids"), str(tmp_path / "done")
+    setup_fake(d, str(tmp_path / "ctl"), notify_command=(
+        f'read -r item; case "$item" in *"please hang"*) sleep 300 & echo $! >> {pids}; wait;; '
+        f"*) head -c 10000000 /dev/zero | tr '\\0' x; echo flood >> {done};; esac"))
+    t = Tree(d, env={**os.environ, "LOOOP_INBOX_POLL": "0.2", "LOOOP_NOTIFY_TIMEOUT": "1"})
+    try:
+        t.start("h1", '"$LOOOP_BIN" ask "please hang"; sleep 100\n')
+        wait_until(lambda: lines(pids), 15, "the hanging notifier")
+        wait_until(lambda: "notify_command failed for ask h1-1: killed after 1s" in t.output(), 15,
+                   "the hang's warning line")
+        wait_gone([int(x) for x in lines(pids)], 10, "the hanging notifier's sleep gone")
+        t.start("h2", '"$LOOOP_BIN" ask "flood me"; sleep 100\n')
+        wait_until(lambda: lines(done) == ["flood"], 30, "the flooding notifier done")
+        out = t.output()
+        assert out.count("notify_command failed") == 1 and "xxxxxxxxxx" not in out
+        assert [ln for ln in out.splitlines() if "notify_command failed" in ln][0].count("\n") == 0
+        for aid, text in (("h1-1", "ok"), ("h2-1", "fine")):
+            assert run("answer", aid, text, check=True).stdout == f"answered {aid}\n"
+        assert t.pulse_running()
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
