@@ -135,10 +135,10 @@ def aggregate(rows: list[dict[str, Any]], pending: list[tuple[dict[str, Any], bo
 def budget_state(d: str, cfg: dict[str, Any]) -> dict[str, Any] | None:
     """{"day", "spent", "limit", "since"} once today's ledger reaches
     `max_daily_usd` (since = the row that crossed it), else None."""
-    limit = cfg.get("max_daily_usd")
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+    from looop.store import config, cost
+    limit = config.usd_limit(cfg, "max_daily_usd")
+    if limit is None:
         return None
-    from looop.store import cost
     day, spent, since = cost.today(), 0.0, None
     for r in cost.rows(d):
         if cost.local_day(r.get("ts", "")) != day:

@@ -1,4 +1,4 @@
-"""The live registry, read: process titles (one psutil scan) merged with the
+"""The live registry, read: process titles (one /proc scan) merged with the
 session files on disk. Source of `ls`, `status`, `prune` and the pulse's view
 of its workers; no socket round-trip, so it works while the root is busy.
 
@@ -11,52 +11,14 @@ import shlex
 from typing import Any, Iterable
 
 from looop.store import sessions
-from looop.tree.title import Title, parse_title
-
-
-def live_titles() -> Iterable[tuple[int, Title]]:
-    """(pid, title) of every looop process on the machine: a raw /proc scan
-    on Linux (no psutil import: `ls` costs about one scan), psutil elsewhere."""
-    if os.path.isdir("/proc/self"):
-        yield from _proc_titles()
-        return
-    import psutil
-    for p in psutil.process_iter(["cmdline"]):
-        cl = p.info.get("cmdline")
-        if cl and cl[0].startswith("looop:"):
-            t = parse_title(" ".join(x for x in cl if x))
-            if t is not None:
-                yield p.pid, t
-
-
-def _proc_titles() -> Iterable[tuple[int, Title]]:
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                raw = f.read(4096)
-        except OSError:
-            continue  # gone meanwhile, or not ours to read
-        if raw.startswith(b"looop:"):
-            # setproctitle pads with NULs (or spaces); argv-style NULs join as spaces
-            text = " ".join(x for x in raw.decode("utf-8", "replace").split("\0") if x)
-            t = parse_title(text)
-            if t is not None:
-                yield int(name), t
+from looop.store.title import Title, live_titles, title_of
 
 
 def activity_of(d: str, sid: str) -> str | None:
     """A live worker's activity state from its child's title alone (one
     /proc read: cheap enough to poll), None if it is not live."""
     pid = sessions.read_status(d, sid).get("child_pid")
-    try:
-        with open(f"/proc/{int(pid)}/cmdline", "rb") as f:
-            raw = f.read(4096)
-    except (OSError, TypeError, ValueError):
-        return next((r["activity"]["state"] for r in rows(d) if r["id"] == sid and r.get("activity")),
-                    None) if not os.path.isdir("/proc/self") else None
-    t = parse_title(" ".join(x for x in raw.decode("utf-8", "replace").split("\0") if x))
+    t = title_of(pid) if isinstance(pid, int) and pid > 0 else None
     return t.activity if t is not None and t.sid == sid and t.data_dir == d else None
 
 

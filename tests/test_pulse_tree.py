@@ -205,3 +205,51 @@ def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
         for p in alive:
             p.kill()
         psutil.wait_procs(alive, timeout=2)
+
+
+def test_sigterm_to_the_pulse_mid_beat_ends_it_cleanly(data_dir, tmp_path):
+    """SIGTERM to the pulse while a sensor hangs, then (its next run) while
+    the decider hangs: each time it ends promptly, what it started is gone,
+    no traceback in its output, and the restarted pulse carries on over
+    intact files (issue 14: the handler only records; the waits see it)."""
+    import glob
+    import time
+
+    import psutil
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    fake.mode("hang")
+    sensor(d, "slow", "if [ ! -e reports/slow.once ]; then touch reports/slow.once; "
+                      "echo $$ > reports/slow.pid; sleep 300; fi; echo '{}'")
+    t = Tree(d, env=fast_env())
+    try:
+        def pid_in(path: str) -> list[int]:
+            try:
+                return [int(p) for p in read(*path.split("|")).split()]
+            except (FileNotFoundError, ValueError):
+                return []
+
+        for phase, marker in (("sensor", f"{d}|reports|slow.pid"), ("decider", f"{fake.ctl}|hang.pids")):
+            hung = wait_until(lambda: pid_in(marker), 15, f"the {phase} to hang")
+            pulse = t.pulse_running()["pid"]
+            began = time.monotonic()
+            os.kill(pulse, signal.SIGTERM)
+            wait_until(lambda: not psutil.pid_exists(pulse) or
+                       psutil.Process(pulse).status() == psutil.STATUS_ZOMBIE, 5, f"the pulse to end ({phase})")
+            took = time.monotonic() - began
+            assert took < 3, f"the pulse took {took:.1f}s to end in its {phase}"
+            wait_until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                                       for p in hung), 5, f"the {phase}'s processes to be gone")
+            wait_until(lambda: (r := t.pulse_running()) and r["pid"] != pulse, 10, "a new pulse")
+        log = run("log", "pulse").stdout
+        assert "Traceback" not in log and "Shutdown" not in log, log
+        assert log.count("pulse up") >= 3
+        for name in (".next-interval",):
+            if os.path.exists(os.path.join(d, name)):
+                json.loads(read(d, name))
+        for ln in read(d, "events.jsonl").splitlines():
+            json.loads(ln)
+        assert not glob.glob(os.path.join(d, ".*.tmp")) + glob.glob(os.path.join(d, "*", ".*.tmp"))
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in t.output()

@@ -89,3 +89,20 @@ def test_runner_without_a_tick_command(data_dir):
         json.dump({"default": "mine", "runners": {"mine": {"interactive": "x {{prompt_file}}"}}}, f)
     r = run("tick")
     assert r.returncode == 1 and "runner 'mine' has no 'tick' command" in r.stdout
+
+
+def test_fmt_says_once_when_cost_cannot_be_recorded(data_dir):
+    """A ledger that cannot take a row (cost.jsonl is a directory) is said
+    once, on the run's own output, and the stream goes on (issue 14)."""
+    os.makedirs(os.path.join(data_dir, "cost.jsonl"))
+    spent = [{"type": "message_end", "message": {"role": "assistant", "content": [
+        {"type": "text", "text": f"step {i}"}], "usage": {"cost": {"total": 0.01}}}} for i in range(3)]
+    stream = "\n".join(json.dumps(e) for e in spent) + "\n"
+    r = run("_fmt", input=stream)
+    assert r.returncode == 0, r.stderr
+    said = [ln for ln in (r.stdout + r.stderr).splitlines() if "not recorded" in ln]
+    assert len(said) == 1, r.stdout + r.stderr
+    assert "cost.jsonl" in said[0] and said[0].startswith("looop _fmt: ")
+    assert [ln for ln in r.stdout.splitlines() if ln.startswith("step")] == ["step 0", "step 1", "step 2"]
+    assert "$0.03" in r.stdout  # what was spent is still said
+    assert os.path.isdir(os.path.join(data_dir, "cost.jsonl"))

@@ -1,11 +1,12 @@
 """sd_notify, end to end: a real AF_UNIX datagram socket stands in for systemd.
 
-The root must send READY=1 once the pulse runs, WATCHDOG=1 at half of
+The root must send READY=1 once the pulse reports up (its first beat report), WATCHDOG=1 at half of
 $WATCHDOG_USEC, STATUS= lines (relayed from the pulse's `notify` op), and
 STOPPING=1 on SIGTERM — to a path socket and to an abstract `@name` one.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -81,6 +82,30 @@ def test_ready_watchdog_status_stopping(data_dir, tmp_path):
         sd.close()
 
 
+def test_ready_waits_for_the_pulse_to_report_up(data_dir, tmp_path):
+    """READY=1 says the pulse is up — its first report over its link — not
+    that its command exec'd (issue 14; OTP's start returns once the child
+    is up). A pulse slow to start (2 s in its interpreter's startup, via a
+    sitecustomize only the pulse acts on) holds READY=1 back that long."""
+    site = tmp_path / "slowstart"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys, time\nif '_pulse' in getattr(sys, 'orig_argv', ()):\n    time.sleep(2)\n")
+    path = str(tmp_path / "notify.sock")
+    sd = FakeSystemd(path)
+    try:
+        t = Tree(data_dir, env=env_with(NOTIFY_SOCKET=path, PYTHONPATH=str(site)))
+        try:
+            sd.wait_for(lambda m: "READY=1" in m.split("\n"), 20, "READY=1")
+            with open(os.path.join(data_dir, "events.jsonl")) as f:
+                said = [json.loads(ln)["event"] for ln in f]
+            assert "pulse_start" in said, f"READY=1 before the pulse said it was up: {said}"
+        finally:
+            assert t.stop(signal.SIGTERM) == 0
+    finally:
+        sd.close()
+
+
 def test_status_per_beat_from_the_pulse(data_dir, tmp_path):
     """The pulse sends a STATUS after its beat (needs the pulse's beat)."""
     try:
@@ -92,7 +117,7 @@ def test_status_per_beat_from_the_pulse(data_dir, tmp_path):
     sd = FakeSystemd(path)
     try:
         t = Tree(data_dir, env=env_with(NOTIFY_SOCKET=path))
-        sd.wait_for(lambda m: m.startswith("STATUS=") and "pulse running" not in m, 15,
+        sd.wait_for(lambda m: m.startswith("STATUS=") and "pulse up" not in m, 15,
                     "a STATUS= from the pulse's first beat")
         assert t.stop(signal.SIGTERM) == 0
     finally:
@@ -192,7 +217,7 @@ def test_the_printed_unit_runs_under_an_emulated_systemd(data_dir, tmp_path):
     proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         sd.wait_for(lambda m: "READY=1" in m.split("\n"), 15, "READY=1")
-        sd.wait_for(lambda m: m.startswith("STATUS=") and "pulse running" not in m, 15, "a beat's STATUS=")
+        sd.wait_for(lambda m: m.startswith("STATUS=") and "pulse up" not in m, 15, "a beat's STATUS=")
         began = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(int(fields["TimeoutStopSec"][0])) == 0

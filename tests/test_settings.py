@@ -11,17 +11,69 @@ from looop import settings
 from looop.store import config
 
 
-def test_every_env_knob_the_code_reads_is_in_the_table():
-    root = os.path.join(os.path.dirname(settings.__file__))
-    read = set()
+# Names looop sets for what it starts (and reads back there), never knobs
+# a user sets: they are not in the table, on purpose, and listed here one
+# by one so a new LOOOP_ name has to be placed in one list or the other.
+SET_BY_LOOOP = {
+    "LOOOP_BIN", "LOOOP_SESSION_ID",                         # every worker and runner
+    "LOOOP_COST_KIND", "LOOOP_COST_ID", "LOOOP_COST_RUNNER",  # a runner's `looop _fmt`/`_cost`
+    "LOOOP_PULSE_FD",                                         # the pulse's link to the root
+    "LOOOP_NOTIFY_TEXT",                                      # a notify_command's one line
+    "LOOOP_PROMPT_FILE", "LOOOP_SWEEP",                       # a remote (ssh) worker's wrapper
+}
+
+
+def looop_names() -> dict[str, set[str]]:
+    """Every LOOOP_ name anywhere in looop's source (code, seeds, scripts)
+    → the files it is in."""
+    root = os.path.dirname(settings.__file__)
+    found: dict[str, set[str]] = {}
     for dp, _dn, fns in os.walk(root):
         for fn in fns:
-            if fn.endswith(".py"):
+            if fn.endswith((".py", ".sh", ".md")):
                 with open(os.path.join(dp, fn), encoding="utf-8") as f:
-                    read |= set(re.findall(r"""(?:environ\.get|environ\[|getenv|env\.get|settings\.get|env_float)\(\s*["'](LOOOP_[A-Z_]+|NO_COLOR)""", f.read()))
-    exported = set(settings.EXPORTED) | {"LOOOP_PULSE_FD"}
-    missing = read - set(settings.BY_ENV) - exported
-    assert not missing, f"knobs read but not in looop/settings.py: {sorted(missing)}"
+                    for name in re.findall(r"\bLOOOP_[A-Z_]*[A-Z]", f.read()):
+                        found.setdefault(name, set()).add(os.path.relpath(os.path.join(dp, fn), root))
+    return found
+
+
+def test_every_looop_name_in_the_source_is_a_knob_in_the_table_or_set_by_looop():
+    """Issue 14: the table is complete — a name the code reads (or a seed
+    mentions) is a row of looop/settings.py, or one looop sets for children."""
+    names = looop_names()
+    assert "LOOOP_SHELL_TIMEOUT" in names and "LOOOP_SESSION_ID" in names  # the walk sees both kinds
+    unknown = {n: sorted(f) for n, f in names.items() if n not in settings.BY_ENV and n not in SET_BY_LOOOP}
+    assert not unknown, f"LOOOP_ names neither in looop/settings.py nor set by looop: {unknown}"
+    assert not SET_BY_LOOOP & set(settings.BY_ENV)
+    assert set(settings.EXPORTED) - {"LOOOP_DATA_DIR", "LOOOP_CONFIG"} <= SET_BY_LOOOP
+
+
+def test_knobs_are_read_through_the_table():
+    """The code reads a knob through settings.get/config.knob, not by hand
+    (a hand read skips the type, the config fallback and the default).
+    store/paths reads the profile itself (LOOOP_DATA_DIR, LOOOP_CONFIG)
+    directly: `ls` must not pay for importing the table."""
+    root = os.path.dirname(settings.__file__)
+    allowed = {(os.path.join("store", "paths.py"), "LOOOP_DATA_DIR"), (os.path.join("store", "paths.py"), "LOOOP_CONFIG"),
+               (os.path.join("tree", "leftovers.py"), "LOOOP_DATA_DIR")}  # (another process's environment)
+    name = r"""\s*["']((?:LOOOP_[A-Z_]+)|NO_COLOR)["']"""
+    reads = re.compile(rf"""(?:(?:environ|env)\.get\(|getenv\(){name}|(?:environ|env)\[{name}\](?!\s*=[^=])""")
+    by_hand = []
+    for dp, _dn, fns in os.walk(root):
+        for fn in fns:
+            if not fn.endswith(".py") or fn == "settings.py":
+                continue
+            rel = os.path.relpath(os.path.join(dp, fn), root)
+            with open(os.path.join(dp, fn), encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    for got in reads.findall(line):
+                        knob = got[0] or got[1]
+                        if knob in settings.BY_ENV and (rel, knob) not in allowed:
+                            by_hand.append(f"{rel}:{n} {knob}")
+                    for key in re.findall(r"""cfg\.get\(\s*["']([a-z_]+)""", line):
+                        if key in settings.BY_KEY:
+                            by_hand.append(f"{rel}:{n} config {key}")
+    assert not by_hand, f"knobs read by hand, not through looop.settings: {by_hand}"
 
 
 def test_precedence_and_bad_values():

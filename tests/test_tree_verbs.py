@@ -180,6 +180,24 @@ def test_restart_live_session(t):
     ok("kill", "cat1")
 
 
+def test_a_restarted_session_does_not_inherit_the_old_stop_deadline(t):
+    """A restart walks the stop ladder for the old command only: the new one
+    must still run once the old grace (LOOOP_SHUTDOWN_GRACE=1 here) and the
+    final wait have passed (guards the ladder's reset, tree/ladder.py)."""
+    from looop.tree.ladder import FINAL
+    t.start("gen2", "echo gen-$$; exec cat")
+    ok("expect", "gen2", "gen-", "--timeout", "10s")
+    old = row("gen2")
+    ok("restart", "gen2")
+    new = wait_until(lambda: (r := row("gen2"))["pid"] != old["pid"] and r["alive"] and r, 10)
+    watch_until = time.monotonic() + 1 + FINAL + 1.0  # past both old deadlines
+    while time.monotonic() < watch_until:
+        assert alive(new["pid"]), f"the restarted command died: {row('gen2')}"
+        time.sleep(0.05)
+    assert row("gen2")["state"] == "running"
+    ok("kill", "gen2")
+
+
 def test_restart_finished_session_appends_to_its_log(t):
     run("start-session", "once", "echo run-$$-done", "--command", "bash {{prompt_file}}", check=True)
     assert run("wait", "once", "--timeout", "10s").returncode == 0

@@ -31,7 +31,7 @@ def cmd_attach(argv: list[str]) -> int:
         raise LooopError("stdin is not a terminal — attach needs one "
                          "(from a script: `looop send`, `looop log -f`, `looop shot`)")
     client = control.Client(paths.data_dir())
-    client.sock.sendall(b'{"op":"attach","id":"%s"}\n' % sid.encode())
+    client.send("attach", id=sid)
     hello = client.read_line()
     if not hello.get("ok"):
         client.close()

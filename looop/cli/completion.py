@@ -131,24 +131,9 @@ def session_ids(mode: str) -> list[str]:
     """Session ids of this profile: "live" = running workers (from titles),
     "all" = live ones plus every session recorded on disk, the pulse included."""
     from looop.store import paths
-    from looop.tree.title import parse_title
+    from looop.store.title import live_titles
     d = paths.data_dir()
-    live: set[str] = set()
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        pids = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                raw = f.read(4096)
-        except OSError:
-            continue
-        if not raw.startswith(b"looop: "):
-            continue
-        t = parse_title(" ".join(x for x in raw.decode("utf-8", "replace").split("\0") if x))
-        if t is not None and t.role != "root" and t.data_dir == d:
-            live.add(t.sid)
+    live = {t.sid for _pid, t in live_titles() if t.role != "root" and t.data_dir == d}
     if mode == "live":
         return sorted(live - {"pulse"})
     try:

@@ -15,7 +15,7 @@ from typing import Any
 from looop.cli.args import duration, parser
 from looop.registry import rows, where
 from looop.store import paths
-from looop.tree.title import FLAG
+from looop.store.title import FLAG
 
 
 def _age(r: dict[str, Any], now: float) -> str:

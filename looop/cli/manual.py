@@ -66,9 +66,10 @@ def _doc(module: str) -> str:
 
 def control_text() -> str:
     """The wire format from control.py's docstring, then the ops this very
-    version accepts (the root's dispatch table), so the list cannot go stale."""
-    from looop.tree.supervisor import OPS
-    ops = "Ops this version accepts: " + ", ".join(sorted(OPS)) + "."
+    version accepts (control.OP_NAMES, held to the root's dispatch table by
+    tests/test_tree_unit.py), so the list cannot go stale."""
+    from looop.tree.control import OP_NAMES
+    ops = "Ops this version accepts: " + ", ".join(sorted(OP_NAMES)) + "."
     return _doc("looop.tree.control") + "\n\n" + "\n".join(
         textwrap.wrap(ops, 76, initial_indent="  ", subsequent_indent="  "))
 
@@ -96,7 +97,7 @@ def manual() -> str:
     from looop import __version__
     text = resources.files("looop").joinpath("manual.md").read_text(encoding="utf-8")
     parts = {"version": lambda: __version__, "verbs": verbs_text, "env": env_text,
-             "titles": lambda: _doc("looop.tree.title"),
+             "titles": lambda: _doc("looop.store.title"),
              "control": control_text, "paths": paths_text}
     for key, fill in parts.items():
         text = text.replace("{{" + key + "}}", fill())

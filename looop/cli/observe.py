@@ -72,19 +72,8 @@ def alive(d: str, sid: str) -> bool:
     st = sessions.read_status(d, sid)
     if st.get("state") not in ("starting", "running") or not st.get("child_pid"):
         return False
-    try:
-        with open(f"/proc/{int(st['child_pid'])}/cmdline", "rb") as f:
-            raw = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
-        if os.path.isdir("/proc/self"):
-            return False  # Linux: no such process (no psutil import per poll)
-        import psutil
-        try:
-            raw = " ".join(psutil.Process(int(st["child_pid"])).cmdline())
-        except psutil.Error:
-            return False
-    from looop.tree.title import parse_title
-    t = parse_title(raw)
+    from looop.store.title import title_of
+    t = title_of(int(st["child_pid"]))
     return t is not None and t.sid == sid and t.data_dir == d
 
 

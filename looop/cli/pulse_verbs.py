@@ -24,9 +24,7 @@ def cmd_tick(argv: list[str]) -> int:
                    help="sense, then print the prompt and world hash; call no runner, execute nothing")
     p.add_argument("--json", action="store_true", help="NDJSON lines (also LOOOP_LOG_FORMAT=json)")
     a = p.parse_args(argv)
-    import signal
-
-    from looop.pulse import loop, runner, seeds
+    from looop.pulse import loop, runner, seeds, stop
     from looop.store import config
     from looop.ui.out import Printer, json_mode
     out = Printer(json=json_mode(a.json))
@@ -48,16 +46,15 @@ def cmd_tick(argv: list[str]) -> int:
             _, created = config.ensure(d)
             for path in ([paths.config_path(d)] if created else []) + seeds.seed(d):
                 out.line("info", "seed", f"seeded {path}", path=path)
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, loop._on_signal)
+        stop.install()
         runner.become_subreaper()
         try:
             outcome = loop.one_beat(d, out, link=None, dry_run=a.dry_run, read_only=read_only)
-        except loop.Shutdown:
+        except stop.Shutdown:
             return 1
         finally:
             runner.sweep_children()
-        return 1 if outcome.failed else 0
+        return 1 if outcome.failed or stop.requested() else 0
     finally:
         if fd is not None:
             os.close(fd)

@@ -54,9 +54,9 @@ def _quote(word: str, exec_line: bool = False) -> str:
 
 def shutdown_bound() -> float:
     """Seconds looop itself needs, at most, to stop the whole tree."""
-    from looop.tree.child import FINAL
     from looop import settings
-    return float(settings.get("LOOOP_SHUTDOWN_GRACE")) + FINAL  # as the root reads it
+    from looop.tree import ladder
+    return ladder.bound(float(settings.get("LOOOP_SHUTDOWN_GRACE")))  # as the root reads it
 
 
 def _environment(d: str) -> dict[str, str]:

@@ -99,7 +99,7 @@ def cmd_send(argv: list[str]) -> int:
 
 
 def cmd_key(argv: list[str]) -> int:
-    from looop.cli.keys import key_bytes
+    from looop.screen.keys import key_bytes
     p = parser("key", "Send named keys: Enter Tab Esc Space Backspace Up Down Left Right Home End "
                       "PageUp PageDown F1-F12 C-a..C-z M-x.")
     session_arg(p)
@@ -182,7 +182,7 @@ def _each(op: str, ids: list[str], timeout: float) -> list[tuple[str, dict[str, 
     d, conns, out = paths.data_dir(), [], []
     for sid in ids:
         c = control.Client(d, timeout)
-        c.sock.sendall(control.request(op, id=paths.check_id(sid, "session")))
+        c.send(op, id=paths.check_id(sid, "session"))
         conns.append((sid, c))
     for sid, c in conns:
         try:

@@ -133,7 +133,7 @@ def _checked_id(what: str, allow_pulse: bool) -> Callable[[Any, str], str]:
 def _keys(v: Any, name: str) -> list[str]:
     if not isinstance(v, list) or not v or not all(isinstance(k, str) for k in v):
         raise DecisionError(f"'{name}' must be a non-empty list of key names")
-    from looop.cli.keys import key_bytes
+    from looop.screen.keys import key_bytes
     for k in v:
         try:
             key_bytes(k)
@@ -331,7 +331,7 @@ def _steer(ctx: Ctx, a: dict[str, Any]) -> str:
 
 
 def _send_key(ctx: Ctx, a: dict[str, Any]) -> str:
-    from looop.cli.keys import key_bytes
+    from looop.screen.keys import key_bytes
     data = "".join(key_bytes(k) for k in a["keys"])
     _need_link(ctx, "send_key").call("input", id=a["id"], data=data)
     return f"sent {' '.join(a['keys'])} to {a['id']}"

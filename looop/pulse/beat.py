@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from looop import settings
 from looop.errors import LooopError
 from looop.pulse import actions, goals as goals_mod, guards, prompt, runner, sense, surface, why, worldhash
 from looop.pulse.housekeeping import housekeep
@@ -229,8 +230,8 @@ def observe(b: Beat) -> World:
 
 def _over_budget(b: Beat) -> str | None:
     """The spend breaker: a message once today's ledger reaches max_daily_usd."""
-    limit = b.cfg.get("max_daily_usd")
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+    limit = config.usd_limit(b.cfg, "max_daily_usd")
+    if limit is None:
         return None
     spent = cost.total(b.d, day=cost.today())
     if spent < limit:
@@ -279,8 +280,8 @@ def _decide_budget(b: Beat, w: World) -> str | None:
 def _spend_warning(b: Beat, w: World) -> None:
     """warn_daily_usd: a soft threshold, warned (and recorded for the inbox)
     once a day. Never stops the beat: returns None."""
-    limit = b.cfg.get("warn_daily_usd")
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+    limit = config.usd_limit(b.cfg, "warn_daily_usd")
+    if limit is None:
         return None
     day = cost.today()
     bud = w.guards.get("budget")
@@ -305,7 +306,7 @@ def _gate(b: Beat, w: World, o: Outcome) -> dict[str, Any]:
     dec = o.decision
     trip = "n/a"
     if dec is not None and dec.action == "run_shell":
-        if b.env.get("LOOOP_SHELL_ALLOW_DANGEROUS") == "1":
+        if settings.get("LOOOP_SHELL_ALLOW_DANGEROUS", env=b.env) == "1":
             trip = "disabled (LOOOP_SHELL_ALLOW_DANGEROUS=1)"
         else:
             hit = tripwire.screen(dec.args.get("cmd", ""))

@@ -12,6 +12,7 @@ from typing import IO, Any, Mapping
 
 from looop.errors import BadInput
 from looop.store import cost, jsonio
+from looop.store.readfile import describe
 
 
 def _blocks(msg: dict[str, Any]) -> list[str]:
@@ -41,7 +42,7 @@ def format_stream(inp: IO[bytes], out: IO[str], d: str, env: Mapping[str, str]) 
     """Blocks until EOF on `inp`; returns the total recorded."""
     kind, sid, runner = (env.get("LOOOP_COST_KIND") or "tick", env.get("LOOOP_COST_ID") or "unknown",
                          env.get("LOOOP_COST_RUNNER") or "pi")
-    spent = 0.0
+    spent, unrecorded = 0.0, 0.0
     for raw in inp:
         try:
             ev = jsonio.loads(raw)
@@ -59,10 +60,14 @@ def format_stream(inp: IO[bytes], out: IO[str], d: str, env: Mapping[str, str]) 
         if usd > 0:
             try:
                 cost.record(d, kind, sid, runner, usd)
-            except Exception:  # noqa: BLE001 - metering must not break the beat
-                pass
+            except OSError as e:  # metering must not break the beat, nor go unsaid
+                if not unrecorded:
+                    out.write(f"looop _fmt: cost not recorded: {describe(e)} in {d} "
+                              "— this run's spend is not in `looop cost`\n")
+                unrecorded += usd
             spent += usd
         out.flush()
     if spent:
-        out.write(f"cost {cost.fmt_usd(spent)}\n")
+        gap = f" ({cost.fmt_usd(unrecorded)} of it unmetered)" if unrecorded else ""
+        out.write(f"cost {cost.fmt_usd(spent)}{gap}\n")
     return spent

@@ -3,7 +3,8 @@ speaking the control protocol (JSON lines, one request → one reply).
 
 This is the only way pulse code reaches the tree (STYLE: pulse/ talks to the
 tree through link messages). The root trusts this connection; everything
-else about the wire is `looop.tree.control`'s format, reused, not changed.
+else about the wire is `looop.tree.control`'s format, and the client side
+is `looop.wire`'s, shared with the CLI.
 
 The root also pushes event lines (`{"event": "worker_exited", ...}`, no
 "ok" key) at any time; `call` sets them aside and `sleep` returns early on
@@ -21,18 +22,20 @@ import os
 import socket
 from typing import Any
 
+from looop import wire
 from looop.errors import LooopError, NotRunning
 from looop.store import jsonio
 
 ENV = "LOOOP_PULSE_FD"
 
 
-class Link:
+class Link(wire.LineClient):
     """A blocking request/reply client over an inherited socket."""
 
+    gone = "the root closed the pulse link"
+
     def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.buf = b""
+        super().__init__(sock)
         self.broken = False
         self.events: list[dict[str, Any]] = []
 
@@ -58,31 +61,16 @@ class Link:
             raise NotRunning("the link to the root is broken")
         self.sock.settimeout(timeout)
         try:
-            self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
-            while True:
-                while b"\n" not in self.buf:
-                    self._recv()
-                line, self.buf = self.buf.split(b"\n", 1)
-                reply = jsonio.loads(line)
-                if not self._is_event(reply):
-                    break
+            self.send(op, **args)
+            while self._is_event(reply := self.read_msg()):
+                pass
         except socket.timeout:
             self.broken = True
             raise LooopError(f"the root did not answer {op!r} within {timeout:g}s") from None
-        except (BrokenPipeError, ConnectionResetError):
+        except NotRunning:
             self.broken = True
-            raise NotRunning("the root closed the pulse link") from None
-        if not isinstance(reply, dict) or not reply.get("ok"):
-            err = reply.get("error") if isinstance(reply, dict) else None
-            raise LooopError(str(err or f"{op} failed"))
-        return reply
-
-    def _recv(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            self.broken = True
-            raise NotRunning("the root closed the pulse link")
-        self.buf += chunk
+            raise
+        return wire.checked(reply, op)
 
     def _is_event(self, msg: Any) -> bool:
         if isinstance(msg, dict) and "event" in msg and "ok" not in msg:
@@ -92,19 +80,16 @@ class Link:
 
     def sleep(self, secs: float) -> None:
         """Wait up to `secs`, returning as soon as an event line arrived
-        (they are then in `events`)."""
-        import selectors
+        (they are then in `events`) or a stop was asked (`stop.Shutdown`)."""
+        from looop.pulse import stop
         if self.broken or self.events:
             return
-        sel = selectors.DefaultSelector()
         try:
-            sel.register(self.sock, selectors.EVENT_READ)
-            if not sel.select(max(0.0, secs)):
+            if not stop.wait([self.sock.fileno()], secs):
                 return
             self.sock.settimeout(1.0)
-            self._recv()
-            while b"\n" in self.buf:
-                line, rest = self.buf.split(b"\n", 1)
+            self.fill()
+            while (line := self.next_line()) is not None:
                 try:
                     msg = jsonio.loads(line)
                 except ValueError:
@@ -112,11 +97,8 @@ class Link:
                 if not self._is_event(msg):
                     self.broken = True  # a reply nobody asked for: out of step
                     return
-                self.buf = rest
         except (OSError, NotRunning):
             self.broken = True
-        finally:
-            sel.close()
 
     def notify(self, status: str) -> None:
         """Best effort: a STATUS= line for systemd; never fails the beat."""

@@ -10,25 +10,23 @@ below the interval itself), reset by a success — a broken runner cannot burn
 money every minute. The failure count lives in `.next-interval`, so a
 restarted pulse keeps backing off.
 
-Signals: SIGTERM/SIGHUP (sent by the pulse's child on shutdown) raise
-`Shutdown` out of whatever the beat is blocked in; every blocking call below
-unwinds through a `finally` that kills its command's process group, which is
-the quickest clean stop. SIGINT is shrugged off (a no-op handler, not
-SIG_IGN, so commands started from here get it back): the root handles Ctrl-C.
+Signals: SIGTERM/SIGHUP (sent by the pulse's child on shutdown) are only
+recorded (looop.pulse.stop); every blocking wait also watches the stop fd and
+raises `Shutdown` there, unwinding through a `finally` that kills its
+command's process group — the quickest clean stop, and never in the middle
+of a write. SIGINT is shrugged off (a no-op handler, not SIG_IGN, so
+commands started from here get it back): the root handles Ctrl-C.
 """
 from __future__ import annotations
 
 import os
-import signal
 import time
 from typing import Any
 
+from looop.pulse import stop
+
 BACKOFF_CAP = 900.0
 NEXT_FILE = ".next-interval"
-
-
-class Shutdown(BaseException):
-    """Raised by the SIGTERM/SIGHUP handler to unwind the beat."""
 
 
 def intervals(cfg: dict[str, Any]) -> dict[str, float]:
@@ -130,18 +128,6 @@ def _record(d: str, secs: float, mode: str, failures: int, outcome: Any) -> None
          "outcome": outcome.kind, "pid": os.getpid()}), fsync=False)
 
 
-_stopping: list[int] = []
-
-
-def _on_signal(signum: int, _frame: Any) -> None:
-    # once: the child sends SIGHUP and SIGTERM together, and a second raise
-    # would interrupt the cleanup the first one started. (Not SIG_IGN: a
-    # signal already pending would then surface as "ignored due to race".)
-    if not _stopping:
-        _stopping.append(signum)
-        raise Shutdown(signum)
-
-
 def cmd_pulse(argv: list[str]) -> int:
     import orjson  # noqa: F401  (long-running: the fast JSON path)
     from looop.pulse import runner
@@ -150,9 +136,8 @@ def cmd_pulse(argv: list[str]) -> int:
     from looop.ui.out import Printer, json_mode
     out = Printer(json=json_mode("--json" in argv))
     runner.ignore_sigint()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
-    try:  # from here on a stop may arrive at any bytecode: no traceback, ever
+    stop.install()
+    try:  # from here on a wait may end in Shutdown: no traceback, ever
         runner.become_subreaper()
         d = paths.data_dir()
         link = Link.from_env()
@@ -165,7 +150,7 @@ def cmd_pulse(argv: list[str]) -> int:
         events.emit(d, "pulse_start", pid=os.getpid())
         while True:
             failures = _cycle(d, out, link, failures)
-    except Shutdown:
+    except stop.Shutdown:
         return 0
     finally:
         if _WATCHER is not None:
@@ -207,6 +192,7 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     from looop.pulse import runner
     from looop.pulse.beat import Outcome
     from looop.store import config, space
+    stop.check()  # a safe point: asked to stop between two waits
     if _WATCHER is not None:
         _WATCHER.woke.clear()  # this beat sees every ask there is now
     if link is not None:  # a beat is bounded by its deadlines: the root holds us to them
@@ -300,7 +286,7 @@ def _sleep(d: str, link: Any, secs: float, out: Any, failures: int, before: tupl
             _WATCHER.woke.clear()  # a new ask: the decider sees it now
             return failures
         step = min(left, POLL) if before is not None or _WATCHER is not None else left
-        link.sleep(step) if link is not None else time.sleep(step)
+        link.sleep(step) if link is not None else stop.wait([], step)
         if before is not None and policy_signature(d) != before:
             out.line("info", "cadence.cut", "PLAYBOOK or goals edited — backoff cut, beating now")
             return 0

@@ -15,13 +15,14 @@ beat with 20 sensors.
 from __future__ import annotations
 
 import os
-import select
 import selectors
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from typing import IO, Any, Collection, Mapping, Sequence
+
+from looop.pulse import stop
 
 KILL_GRACE = 1.0
 
@@ -60,9 +61,10 @@ def exited(proc: subprocess.Popen) -> bool:
     return info is not None
 
 
-def wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
+def wait_exit(proc: subprocess.Popen, timeout: float, stoppable: bool = True) -> bool:
     """Block up to `timeout` for the leader to exit, without reaping it (the
-    group stays ours to signal). True if it exited."""
+    group stays ours to signal). True if it exited. Stoppable: a stop request
+    ends the wait with `stop.Shutdown` (kill_group's own waits run on)."""
     deadline = time.monotonic() + timeout
     fd = _pidfd(proc.pid) if proc.returncode is None else None
     try:
@@ -70,10 +72,8 @@ def wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            if fd is not None:
-                select.select([fd], [], [], left)
-            else:
-                time.sleep(min(left, 0.01))
+            stop.wait([fd] if fd is not None else [], left if fd is not None else min(left, 0.01),
+                      stoppable)
         return True
     finally:
         if fd is not None:
@@ -97,9 +97,9 @@ def kill_group(proc: subprocess.Popen, grace: float = KILL_GRACE) -> None:
         _kill_members(proc.pid)
         return
     _killpg(proc.pid, signal.SIGTERM)
-    wait_exit(proc, grace)
+    wait_exit(proc, grace, stoppable=False)
     _killpg(proc.pid, signal.SIGKILL)  # members that outlived the leader too
-    if wait_exit(proc, 1.0):
+    if wait_exit(proc, 1.0, stoppable=False):
         proc.wait()  # exited: reaps at once
 
 
@@ -189,6 +189,8 @@ def run_logged(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], stdin: 
     os.set_blocking(fd, False)
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ)
+    if stop.fd() is not None:  # a stop ends the wait (stop.check below raises)
+        sel.register(stop.fd(), selectors.EVENT_READ)
     deadline = t0 + timeout
     partial, written, timed_out = b"", 0, False
     try:
@@ -199,6 +201,7 @@ def run_logged(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], stdin: 
                 break
             if not sel.select(left):
                 continue
+            stop.check()
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break

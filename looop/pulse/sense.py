@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from looop.pulse import runner
+from looop.pulse import runner, stop
 from looop.store import jsonio, space
 from looop.store.atomic import write_atomic
 
@@ -170,12 +170,16 @@ def _pump(runs: list[_Run], deadline: float, cap: int) -> None:
         pidfd = runner._pidfd(r.proc.pid)
         if pidfd is not None:
             sel.register(pidfd, selectors.EVENT_READ, ("exit", r))
+    if stop.fd() is not None:  # a stop ends the wait (stop.check below raises)
+        sel.register(stop.fd(), selectors.EVENT_READ, ("stop", None))
     try:
         while any(kind == "out" for kind, _ in (k.data for k in sel.get_map().values())):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            for key, _ in sel.select(left):
+            ready = sel.select(left)
+            stop.check()
+            for key, _ in ready:
                 if sel.get_map().get(key.fd) is not key:
                     continue  # an earlier key of this batch (its exit) already closed it
                 kind, r = key.data

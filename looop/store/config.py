@@ -307,3 +307,10 @@ def knob(cfg: dict[str, Any], key: str, default: float | None = None) -> float |
     from looop import settings
     v = settings.get(key, cfg, default)
     return None if v is None else float(v)
+
+
+def usd_limit(cfg: dict[str, Any], key: str) -> float | None:
+    """A daily spend limit (max_daily_usd, warn_daily_usd): a positive
+    amount, or None when unset, zero or not a number (off)."""
+    v = knob(cfg, key)
+    return v if v is not None and v > 0 else None

@@ -38,12 +38,8 @@ def take(d: str) -> int:
 
 def is_root_of(pid: int, d: str) -> bool:
     """Is `pid` a live looop root of data dir `d` (by its process title)?"""
-    import psutil
-    from looop.tree.title import parse_title
-    try:
-        t = parse_title(" ".join(x for x in psutil.Process(pid).cmdline() if x))
-    except psutil.Error:
-        return False
+    from looop.store.title import title_of
+    t = title_of(pid)
     return t is not None and t.role == "root" and t.data_dir == d
 
 

@@ -27,9 +27,9 @@ from typing import Any, Callable
 from looop import screen as screens
 from looop.screen.keys import input_bytes
 from looop.screen.live import LiveScreen
-from looop.store import sessions
+from looop.store import sessions, title
 from looop.store.sessions import State
-from looop.tree import activity, backends, control, ptycmd, title
+from looop.tree import activity, backends, control, ladder, ptycmd
 from looop.tree.attached import Client, Terminals
 from looop.tree.spec import ChildSpec
 from looop.tree.tracker import Tracker, pending_ask
@@ -37,8 +37,6 @@ from looop.tree.tracker import Tracker, pending_ask
 CHUNK = 1 << 16           # PTY read size; one wake reads up to BURST bytes
 BURST = 1 << 20
 DRAIN = 0.5               # after the command exits, wait this long for EIO
-FINAL = 2.0               # after SIGKILL, wait this long for the reap
-ORPHAN_GRACE = 1.0        # root gone: HUP/TERM, then SIGKILL after this (SPEC: all gone in 2 s)
 
 
 def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, ...]) -> None:
@@ -51,7 +49,7 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, 
             pass
     # Our own process group: a SIGKILL of the root's group (`kill -9 -PGID`)
     # then spares us, we see the root die (PDEATHSIG) and stop our command
-    # tree within ORPHAN_GRACE — nothing outlives it. Ignored TTOU/TTIN: a
+    # tree within ladder.ORPHAN_GRACE — nothing outlives it. Ignored TTOU/TTIN: a
     # background group may still write the terminal (the pulse's tee) under
     # `stty tostop`; the command gets defaults back (ptycmd.clean_exec_state).
     try:
@@ -79,8 +77,7 @@ class Child(Terminals):
         self.pty_open = False
         self.stop_mode: State | str | None = None   # KILLED, or "restart"
         self.stop_reason: str | None = None         # "kill": asked by `looop kill` (status.json)
-        self.deadline: float | None = None          # next escalation step
-        self.escalated = False
+        self.ladder: ladder.Rung | None = None      # the stop ladder's rung, while stopping
         self.drain_until: float | None = None
         self.waiters: list[int] = []                # req ids answered when the stop completes
         self.live: LiveScreen | None = None       # the screen, from the first output on
@@ -309,9 +306,9 @@ class Child(Terminals):
         """The root is gone: stop now, with a short grace (nothing outlives
         the root by more than ~2 s, whatever LOOOP_SHUTDOWN_GRACE says)."""
         if self.stop_mode != State.KILLED:
-            self.stop(State.KILLED, grace=min(self.spec.grace, ORPHAN_GRACE))
-        elif not self.escalated and self.deadline is not None:
-            self.deadline = min(self.deadline, time.monotonic() + ORPHAN_GRACE)
+            self.stop(State.KILLED, grace=min(self.spec.grace, ladder.ORPHAN_GRACE))
+        elif self.ladder is not None:  # stopping already: only sooner
+            self.ladder = ladder.ask(self.ladder, time.monotonic(), ladder.ORPHAN_GRACE)
 
     def _reap_all(self, wait: float = 0.0) -> None:
         """Reap through the backend (the command and any re-parented
@@ -337,7 +334,7 @@ class Child(Terminals):
         self.cmd.sweep()
         self.cmd.close()
         self.pty_open = False
-        self.deadline, self.escalated, self.drain_until = None, False, None
+        self.ladder, self.drain_until = None, None
         if self.stop_mode is None and self.cmd.retry():  # ssh's 255 before the first byte
             self._spawn()
             return
@@ -358,8 +355,7 @@ class Child(Terminals):
                 self._maybe_command_done()
             return
         self.cmd.signal(backends.Stop.GRACEFUL)
-        if not self.escalated:
-            self.deadline = time.monotonic() + (self.spec.grace if grace is None else grace)
+        self.ladder = ladder.ask(self.ladder, time.monotonic(), self.spec.grace if grace is None else grace)
 
     def _on_timers(self) -> None:
         if self.live is not None and self.live.due is not None:
@@ -374,20 +370,19 @@ class Child(Terminals):
             self._publish()  # the engine named it (a Slurm job id)
         if self.drain_until is not None and now >= self.drain_until:
             self._maybe_command_done()
-        if self.deadline is not None and now >= self.deadline:
-            if not self.escalated:
-                self.escalated = True  # grace spent: SIGKILL the group and every descendant
-                if self.cmd is not None:
-                    self.cmd.signal(backends.Stop.KILL)
-                self.deadline = now + FINAL
-            else:
+        if self.ladder is not None and now >= self.ladder.deadline:
+            self.ladder, send = ladder.escalate(self.ladder, now)
+            if send is not None and self.cmd is not None:
+                self.cmd.signal(backends.Stop(send))  # grace spent: the group and every descendant
+            elif self.ladder is None:
                 self.cmd_alive = False  # unkillable (D state): give up waiting, report
                 self.pty_open = False
                 self._maybe_command_done()
 
     def _timeout(self) -> float | None:
         look = self.tracker.due() if self.tracker is not None and self.cmd_alive else None
-        times = [t for t in (self.deadline, self.drain_until, look, self.live and self.live.due)
+        times = [t for t in (self.ladder and self.ladder.deadline, self.drain_until, look,
+                             self.live and self.live.due)
                  if t is not None]
         return max(0.0, min(times) - time.monotonic()) if times else None
 

@@ -26,10 +26,17 @@ import socket
 import struct
 from typing import Any, Iterator
 
+from looop import wire
 from looop.errors import LooopError, NotRunning
-from looop.store import jsonio, paths
+from looop.store import paths
 
 MAX_LINE = 1 << 20
+
+# Every op the root accepts: looop.tree.ops.OPS dispatches exactly these (a
+# unit test holds the two together). Named here, with the wire format, so
+# `looop help` lists them without importing the root.
+OP_NAMES = ("ping", "start", "input", "resize", "restart", "kill", "flag", "unflag", "shot",
+            "detach", "prune", "attach", "notify", "beat", "event")
 _HDR = struct.Struct(">cI")
 
 # Attach frames: 1-byte kind + 4-byte big-endian length + payload.
@@ -106,53 +113,40 @@ def listen(d: str) -> socket.socket:
     return s
 
 
-def request(op: str, **args: Any) -> bytes:
-    """One request line."""
-    return jsonio.dumpb({"op": op, **args}) + b"\n"
-
-
-class Client:
+class Client(wire.LineClient):
     """A blocking client connection with a deadline on every call."""
+
+    gone = "looop closed the connection (is it shutting down?)"
 
     def __init__(self, d: str, timeout: float = 10.0):
         self.path = paths.socket_path(d)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
         try:
-            self.sock.connect(self.path)
+            sock.connect(self.path)
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
-            self.sock.close()
+            sock.close()
             raise NotRunning("looop is not running for this data dir — start it with `looop`") from None
         except OSError as e:
-            self.sock.close()
+            sock.close()
             raise NotRunning(f"cannot reach looop at {self.path}: {e.strerror or e}") from None
-        self.buf = b""
+        super().__init__(sock)
 
     def call(self, op: str, **args: Any) -> dict[str, Any]:
         """Send one request and wait for its reply; raises LooopError on
         {"ok": false} and NotRunning if the root goes away."""
         try:
-            self.sock.sendall(jsonio.dumpb({"op": op, **args}) + b"\n")
-        except OSError:
-            raise NotRunning("looop closed the connection (is it shutting down?)") from None
-        reply = self.read_line()
-        if not reply.get("ok"):
-            raise LooopError(str(reply.get("error") or "request failed"))
-        return reply
+            self.send(op, **args)
+        except socket.timeout:
+            raise NotRunning(self.gone) from None
+        return wire.checked(self.read_line(), op)
 
     def read_line(self) -> dict[str, Any]:
-        while b"\n" not in self.buf:
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                raise LooopError("the running looop did not answer in time") from None
-            except OSError:
-                chunk = b""
-            if not chunk:
-                raise NotRunning("looop closed the connection (is it shutting down?)")
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return jsonio.loads(line)
+        """The next reply line; LooopError if none comes within the timeout."""
+        try:
+            return self.read_msg()
+        except socket.timeout:
+            raise LooopError("the running looop did not answer in time") from None
 
     def close(self) -> None:
         self.sock.close()

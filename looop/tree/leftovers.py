@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from looop.store import sessions
 from looop.store.sessions import State
+from looop.store.title import live_titles
 
 
 def sweep(d: str) -> list[int]:
@@ -38,7 +39,6 @@ def sweep(d: str) -> list[int]:
 def bury_stale_sessions(d: str) -> None:
     """Record as dead the sessions that status.json says are live but that no
     process carries in its title any more."""
-    from looop.registry import live_titles
     live = {t.sid for _pid, t in live_titles() if t.data_dir == d and t.role != "root"}
     for sid in sessions.list_ids(d):
         st = sessions.read_status(d, sid)

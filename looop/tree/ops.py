@@ -208,10 +208,15 @@ READ_ONLY_OPS)
         self._reply(conn, {"ok": True})
 
     def op_beat(self, conn: Conn, req: dict[str, Any]) -> None:
-        """The pulse's progress report: its next one comes within `within_s`."""
+        """The pulse's progress report: its next one comes within `within_s`.
+        Its first report is the ready handshake: only a pulse that runs its
+        loop makes the tree ready for systemd (READY=1), not an exec'd one."""
         if not conn.trusted:
             raise LooopError("beat is the pulse's op")
         self.pulse_due = time.monotonic() + max(0.0, float(req["within_s"])) + self.pulse_grace
+        if not self.ready_sent:
+            self.ready_sent = True
+            self.notifier.send(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=pulse up")
         self._reply(conn, {"ok": True})
 
     def op_start(self, conn: Conn, req: dict[str, Any]) -> None:

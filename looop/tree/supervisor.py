@@ -30,11 +30,11 @@ from typing import Any
 
 from looop import settings
 from looop.errors import AlreadyRunning, LooopError
-from looop.store import atomic, config, events, jsonio, lock, paths, perms, prompts, sessions
+from looop.store import atomic, config, events, jsonio, lock, paths, perms, prompts, sessions, title
 from looop.store.sessions import State
-from looop.tree import backends, control, leftovers, links, notify, ptycmd, title, tracker
-from looop.tree.child import FINAL, child_main
-from looop.tree.ops import OPS, Conn, ControlServer  # noqa: F401 (OPS: the manual lists it)
+from looop.tree import backends, control, ladder, leftovers, links, notify, ptycmd, tracker
+from looop.tree.child import child_main
+from looop.tree.ops import Conn, ControlServer
 from looop.tree.respawn import Respawns
 from looop.tree.restart import Policy, Restart
 from looop.tree import spec as spec_mod
@@ -197,7 +197,7 @@ class Root(ControlServer, Respawns):
                                       if kid.spec.role == "worker")
         for kid in self.kids.values():
             self._send(kid, ("stop",), force=True)
-        self.stop_deadline = time.monotonic() + self.grace + FINAL
+        self.stop_deadline = time.monotonic() + ladder.bound(self.grace)
 
     def _timeout(self) -> float | None:
         times = [t for t in (self.stop_deadline, self.next_watchdog, self._next_due(), self.accept_resume,
@@ -428,11 +428,9 @@ class Root(ControlServer, Respawns):
             if role == "worker":
                 self._tell_pulse("worker_started", id=kid.spec.sid, pid=st.get("pid"),
                                  restart=bool(before))
-            if role == "pulse":  # its first beat report is due soon (it reports at once)
+            if role == "pulse":  # its first beat report is due soon (it reports at once);
+                # READY=1 waits for that report (ops.op_beat): exec'd is not up
                 self.pulse_due = time.monotonic() + self.pulse_grace + 30.0
-            if role == "pulse" and not self.ready_sent:
-                self.ready_sent = True
-                self.notifier.send(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=pulse running")
         for conn in kid.start_waiters:
             if st.get("state") == State.RUNNING.value:
                 self._reply(conn, {"ok": True, "id": kid.spec.sid, "pid": st.get("pid"),

@@ -1,0 +1,118 @@
+"""The tree's fast tier: pure functions, no processes started (issue 14;
+STYLE 14: two tiers, both always run). The restart decision has its own
+table in tests/test_restart_policy.py; here: the stop ladder, the process
+title (format, parse, scan) and the op list the manual prints.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, strategies as st
+
+from looop.store.title import FLAG, Title, format_title, live_titles, parse_title, title_of
+from looop.tree import ladder
+from looop.tree.ladder import ASKED, FINAL, KILLED, Rung
+
+# -- the stop ladder ---------------------------------------------------------------
+
+
+def walk(grace: float, now: float = 100.0) -> list[tuple[float, str]]:
+    """Follow the ladder from one request, deadline after deadline, to its end:
+    [(when, what happened)]."""
+    rung, log = ladder.ask(None, now, grace), [(now, "graceful")]
+    while rung is not None:
+        now = rung.deadline
+        rung, send = ladder.escalate(rung, now)
+        log.append((now, send or "give up"))
+    return log
+
+
+@pytest.mark.parametrize("grace", [0.0, 1.0, 5.0, 30.0])
+def test_the_ladder_asks_then_kills_after_the_grace_then_gives_up_after_final(grace):
+    assert walk(grace) == [(100.0, "graceful"), (100.0 + grace, "kill"), (100.0 + grace + FINAL, "give up")]
+    assert walk(grace)[-1][0] - 100.0 == ladder.bound(grace)
+
+
+@pytest.mark.parametrize("rung, now, grace, want", [
+    (None, 10.0, 5.0, Rung(ASKED, 15.0)),                 # the first request
+    (Rung(ASKED, 15.0), 12.0, 5.0, Rung(ASKED, 15.0)),    # asked again later: the deadline holds
+    (Rung(ASKED, 15.0), 12.0, 1.0, Rung(ASKED, 13.0)),    # the root died: only sooner (ORPHAN_GRACE)
+    (Rung(KILLED, 17.0), 16.0, 5.0, Rung(KILLED, 17.0)),  # past SIGKILL: never back to asking
+])
+def test_another_request_never_backs_down_or_waits_longer(rung, now, grace, want):
+    assert ladder.ask(rung, now, grace) == want
+
+
+def test_escalate_from_each_rung():
+    assert ladder.escalate(Rung(ASKED, 15.0), 15.2) == (Rung(KILLED, 15.2 + FINAL), "kill")
+    assert ladder.escalate(Rung(KILLED, 17.0), 17.0) == (None, None)
+
+
+def test_an_orphan_is_gone_within_the_specs_two_seconds_whatever_the_grace():
+    rung = ladder.ask(None, 0.0, min(30.0, ladder.ORPHAN_GRACE))
+    killed, send = ladder.escalate(rung, rung.deadline)
+    assert send == "kill" and rung.deadline <= 1.0 and killed is not None and killed.deadline <= 1.0 + FINAL
+
+
+def test_the_systemd_unit_outwaits_the_ladder():
+    from looop.cli import service
+    assert service.shutdown_bound() == ladder.bound(float(os.environ.get("LOOOP_SHUTDOWN_GRACE") or 5.0))
+    assert service.STOP_MARGIN_S > 0
+
+
+# -- the process title -------------------------------------------------------------
+
+@pytest.mark.parametrize("args, text", [
+    (("root", "root", "running", False, "/d"), "looop: root [running] /d"),
+    (("pulse", "pulse", "running", False, "/d"), "looop: pulse [running] /d"),
+    (("worker", "w1", "running", False, "/my data"), "looop: worker w1 [running] /my data"),
+    (("worker", "w1", "running", True, "/d"), f"looop: worker w1 [running {FLAG}] /d"),
+    (("worker", "w1", "running", True, "/d", "asking", 1700000000.7),
+     f"looop: worker w1 [running {FLAG} asking 1700000000] /d"),
+    (("worker", "w-2", "backoff", False, "/d", "stuck", 5), "looop: worker w-2 [backoff stuck 5] /d"),
+])
+def test_title_format_and_parse(args, text):
+    assert format_title(*args) == text
+    t = parse_title(text)
+    assert t is not None
+    role, sid, state, flagged, d = args[:5]
+    assert (t.role, t.sid, t.state, t.flagged, t.data_dir) == (role, sid, state, flagged, d)
+    assert t.activity == (args[5] if len(args) > 5 else None)
+    assert t.since == (int(args[6]) if len(args) > 6 else None)
+
+
+@pytest.mark.parametrize("text", [
+    "", "looop", "looop:", "python -m looop", "looop: root /d", "looop: worker [running] /d",
+    "looop: king [running] /d", "looop: worker w1 [running]", "xlooop: root [running] /d",
+    "looop: root x [running] /d",  # (root and pulse carry no id)
+])
+def test_what_is_not_a_title(text):
+    assert parse_title(text) is None
+
+
+@given(sid=st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,30}\Z"), state=st.sampled_from(
+    ["starting", "running", "exited", "killed", "backoff", "failed"]), flagged=st.booleans(),
+    act=st.one_of(st.none(), st.sampled_from(["starting", "working", "ready", "asking", "limited", "stuck"])),
+    since=st.integers(0, 2 ** 40), d=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1,
+                                             max_size=60).map(lambda s: "/" + s))
+def test_any_title_round_trips(sid, state, flagged, act, since, d):
+    t = parse_title(format_title("worker", sid, state, flagged, d, act, since))
+    assert t == Title("worker", sid, state, flagged, d, act, since if act else None)
+
+
+def test_the_scanner_finds_no_title_on_a_plain_process():
+    """This test process carries no looop title: neither the one-pid read nor
+    the scan may make one up (what they do find is well formed)."""
+    assert title_of(os.getpid()) is None
+    assert title_of(2 ** 22 + 12345) is None  # no such pid
+    for pid, t in live_titles():
+        assert pid != os.getpid() and isinstance(t, Title)
+
+
+# -- the ops the manual lists --------------------------------------------------------
+
+def test_the_manuals_op_list_is_the_roots_dispatch_table():
+    from looop.tree.control import OP_NAMES
+    from looop.tree.ops import OPS
+    assert sorted(OP_NAMES) == sorted(OPS)
