@@ -36,7 +36,7 @@ MAX_LINE = 1 << 20
 # unit test holds the two together). Named here, with the wire format, so
 # `looop help` lists them without importing the root.
 OP_NAMES = ("ping", "start", "input", "resize", "restart", "kill", "flag", "unflag", "shot",
-            "detach", "prune", "attach", "notify", "beat", "event")
+            "detach", "prune", "attach", "notify", "beat", "event", "look")
 _HDR = struct.Struct(">cI")
 
 # Attach frames: 1-byte kind + 4-byte big-endian length + payload.
