@@ -406,9 +406,9 @@ class Child(Terminals):
 
     def _screen_lines(self) -> tuple[list[str], tuple[int, int]]:
         """The settled screen for the classifier: its rows and the cursor."""
-        snap = self._live().snapshot()
+        lines, cursor = self._live().text()  # no styles: ~3× cheaper than a snapshot
         self._answer()
-        return snap["lines"], (snap["cursor"]["x"], snap["cursor"]["y"])
+        return lines, cursor
 
     def _cmd_event(self, req: int, state: str, note: str | None) -> None:
         """`looop _event <id> <state> [note]`: an agent-native event (a hook)."""
