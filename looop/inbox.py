@@ -6,8 +6,15 @@ Item: {"kind", "id", "session", "age_s", "text", "command"}, kind one of
   ask      a pending ask (text starts "stranded: " when its asker is gone)
   flag     a live worker's attention flag
   asking | limited | stuck   a live worker's activity (ls rows' `activity`)
-  failed   a worker past its restart intensity (lifecycle state `failed`)
-  budget   today's spend reached `max_daily_usd`
+  failed   a worker past its restart intensity (lifecycle state `failed`),
+           or given up on by the recovery ladder or the restart cap
+  budget   today's spend reached `max_daily_usd`, or (once a day) the soft
+           threshold `warn_daily_usd`
+
+The recovery ladder's memory (store/ladderstate.py) adds to the `stuck` and
+`limited` items what looop did: "nudge did not help" once the ladder raised
+it (RAISED, a new item for the notifier), a refused restart, a parked
+worker's resume time.
 
 `aggregate` is pure (the sources in, the items out); `collect` gathers the
 sources of one profile. An `asking` activity backed by an ask or a flag is
@@ -21,6 +28,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
+RAISED = "nudge did not help"   # a stuck item the ladder raised starts with this
 ACTIVITY_KINDS = ("asking", "limited", "stuck")  # = looop.tree.activity.NEEDS_SOMEONE
 
 
@@ -77,8 +85,26 @@ def ask_items(pending: Iterable[tuple[dict[str, Any], bool]], now: float, prefix
     return out
 
 
+def _hms(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def ladder_text(state: str, text: str, mem: dict[str, Any] | None) -> str:
+    """An activity item's text with what the recovery ladder did about it."""
+    if not mem or mem.get("kind") != state:
+        return text
+    if state == "stuck" and mem.get("step") in ("raise", "restart", "fail"):
+        again = "restarted with resume, " if mem["step"] != "raise" else ""
+        text = f"{RAISED} ({again}still stuck): {text}"
+    if state == "limited" and mem.get("step") == "park" and mem.get("resume_at"):
+        text += f" — parked: looop resumes it at {_hms(mem['resume_at'])}"
+    if mem.get("refused"):
+        text += f" — restart refused: {mem['refused']}"
+    return text
+
+
 def worker_items(rows: Iterable[dict[str, Any]], asked: set[str], now: float,
-                 prefix: str) -> list[dict[str, Any]]:
+                 prefix: str, ladder: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Flags, activity and failed lifecycle states of the ls rows."""
     out = []
     for r in rows:
@@ -87,8 +113,9 @@ def worker_items(rows: Iterable[dict[str, Any]], asked: set[str], now: float,
         sid = r["id"]
         attach = command(prefix, "attach", sid)
         if r.get("state") == "failed":
+            why = r.get("failed_reason") or "restarted too often"
             out.append(_item("failed", sid, sid, _age(r.get("_updated"), now),
-                             f"failed: restarted too often (exit {r.get('exit_code')})",
+                             _one_line(f"failed: {why} (exit {r.get('exit_code')})"),
                              command(prefix, "restart", sid)))
             continue
         if not r.get("alive"):
@@ -106,6 +133,7 @@ def worker_items(rows: Iterable[dict[str, Any]], asked: set[str], now: float,
         text = _one_line(ev.get("text") or state)
         if state == "limited" and act.get("until"):
             text += f" (until {act['until']})"
+        text = ladder_text(state, text, (ladder or {}).get(sid))
         out.append(_item(state, sid, sid, _age(act.get("since"), now), text, attach))
     return out
 
@@ -121,13 +149,29 @@ def budget_item(budget: dict[str, Any] | None, now: float, config_path: str) -> 
                   f"${{EDITOR:-vi}} {shlex.quote(config_path)}  # raise or remove max_daily_usd")]
 
 
+def warn_item(warn: dict[str, Any] | None, now: float, config_path: str) -> list[dict[str, Any]]:
+    """`warn` = guardstate's {"day", "spent", "limit", "since"} once the pulse
+    saw today's spend reach `warn_daily_usd` (a stale day is no item)."""
+    from looop.store.cost import fmt_usd, today
+    if not warn or warn.get("day") != today():
+        return []
+    try:
+        text = (f"spend warning: {fmt_usd(warn['spent'])} of warn_daily_usd {fmt_usd(warn['limit'])} "
+                "today (a soft threshold: the loop goes on)")
+    except (KeyError, TypeError, ValueError):
+        return []
+    return [_item("budget", f"spend-warn-{warn['day']}", None, _age(warn.get("since"), now), text,
+                  f"looop cost --by session  # and ${{EDITOR:-vi}} {shlex.quote(config_path)}")]
+
+
 def aggregate(rows: list[dict[str, Any]], pending: list[tuple[dict[str, Any], bool]],
               budget: dict[str, Any] | None, now: float, prefix: str,
-              config_path: str) -> list[dict[str, Any]]:
+              config_path: str, warn: dict[str, Any] | None = None,
+              ladder: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Pure: every inbox item, by kind (KINDS order), oldest first within one."""
     asked = {str(rec.get("worker")) for rec, _ in pending}
-    items = ask_items(pending, now, prefix) + worker_items(rows, asked, now, prefix) \
-        + budget_item(budget, now, config_path)
+    items = ask_items(pending, now, prefix) + worker_items(rows, asked, now, prefix, ladder) \
+        + budget_item(budget, now, config_path) + warn_item(warn, now, config_path)
     items.sort(key=lambda it: (KINDS.index(it["kind"]), -it["age_s"], it["id"]))
     return items
 
@@ -170,6 +214,8 @@ def collect(d: str, cfg: dict[str, Any] | None = None, rows: list[dict[str, Any]
             cfg = config.load(d)
         except LooopError:  # a broken config must not hide the asks
             cfg = {}
+    from looop.store import guardstate, ladderstate
     now = time.time() if now is None else now
     return aggregate(rows, pending_asks(d, rows), budget_state(d, cfg), now,
-                     profile_prefix(d), paths.config_path(d))
+                     profile_prefix(d), paths.config_path(d), warn=guardstate.budget(d),
+                     ladder=ladderstate.read(d))

@@ -49,11 +49,24 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
             state = "dead"  # on disk as live, but no process carries its title
         out.append(_row(sid, meta.get("role") or st.get("role") or "worker", state, False, st, meta,
                         child_pid=None, flagged=bool(st.get("flagged")), data_dir=d))
+    _mark_parked(d, out)
     out.sort(key=lambda r: (r["role"] != "pulse", r["data_dir"] != d, r["id"]))
     if not everywhere:
         for r in out:
             del r["data_dir"]
     return out
+
+
+def _mark_parked(d: str, out: list[dict[str, Any]]) -> None:
+    """A live worker the recovery ladder parked on a usage limit gets
+    `parked: {"until", "resume_at"}` (store/ladderstate.py; one stat when
+    there is no ladder file)."""
+    from looop.store import ladderstate
+    mem = ladderstate.read(d)
+    for r in out:
+        p = ladderstate.parked(mem.get(r["id"])) if r["alive"] and r["data_dir"] == d else None
+        if p is not None:
+            r["parked"] = p
 
 
 def _stopped(st: dict) -> bool:
@@ -106,7 +119,8 @@ def _row(sid: str, role: str, state: str, alive: bool, st: dict, meta: dict, *,
             "log_error": st.get("log_error"),
             "data_dir": data_dir,
             "remote": _remote(st, meta),
-            "_updated": st.get("updated_at"), "_updated_ts": st.get("updated_ts")}
+            "_updated": st.get("updated_at"), "_updated_ts": st.get("updated_ts"),
+            **({"failed_reason": st["failed_reason"]} if state == "failed" and st.get("failed_reason") else {})}
 
 
 def shown_command(meta: dict) -> str:

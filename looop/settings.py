@@ -52,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
             "soft spend threshold: a warning (and an inbox item) once a day when reached", "unset"),
     Setting("LOOOP_MAX_DECIDES_PER_HOUR", "max_decides_per_hour", float, 120.0,
             "runner calls allowed in any hour, failed ones included (0 = no cap)"),
+    Setting("LOOOP_MAX_RESTARTS_PER_HOUR", "max_restarts_per_hour", float, 20.0,
+            "automatic worker restarts (restart policy and recovery ladder) allowed in any hour; "
+            "past it a restart is refused, said and shown in the inbox (0 = no cap)"),
+    Setting("LOOOP_LIMIT_MARGIN", "limit_margin", float, 120.0,
+            "seconds after a usage limit's named reset time before the ladder resumes a parked worker"),
     Setting("LOOOP_MAX_WORKERS", "max_workers", float, 8.0,
             "live workers allowed at once; a start past it is refused (0 = no cap)"),
     Setting("LOOOP_NOOP_TTL", "noop_ttl", float, 21600.0,

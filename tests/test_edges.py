@@ -241,7 +241,9 @@ def test_logs_follows_every_session_prefixed(tree):
         wait_until(seen, 15, "both workers' lines, prefixed")
     finally:
         p.send_signal(signal.SIGINT)
-        assert p.wait(10) == 0
+        os.set_blocking(p.stdout.fileno(), True)
+        p.communicate(timeout=10)  # drained: a full pipe must not hold its exit
+        assert p.returncode == 0
     run("kill", "--all", "--yes", check=True)
 
 

@@ -233,3 +233,51 @@ def test_guard_functions_as_tables():
     out = fit(parts, 1200)
     assert sum(len(p) for p in out) + 2 <= 1200 and out[0] == parts[0] and out[1] == parts[1]
     assert out[2].startswith("=== B ===\nbbb") and "bytes cut by looop" in out[2]
+
+
+def test_spend_warning_on_a_live_tree_is_one_inbox_item_a_day(data_dir, tmp_path):
+    """warn_daily_usd with a running pulse: cost rows written by `looop _cost`
+    (as a worker's agent would) raise one `budget` inbox item, notified once,
+    and one warn line in the pulse stream, however many beats follow."""
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"), warn_daily_usd=0.5,
+                      notify_command=f"cat >> {tmp_path}/notified; echo >> {tmp_path}/notified")
+    t = Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.3", "LOOOP_INBOX_POLL": "0.3"})
+    try:
+        run("_cost", "session", "w1", "claude", "0.25", check=True)
+        seen = len(events_named(d, "world_unchanged"))
+        wait_until(lambda: len(events_named(d, "world_unchanged")) >= seen + 2, 15, "two beats under it")
+        assert "spend warning" not in t.output() and not budget_items()
+        run("_cost", "session", "w1", "claude", "0.5", check=True)  # $0.75 today: past $0.50
+        item = wait_until(lambda: (b := budget_items()) and b[0], 15, "the budget item")
+        from looop.store import cost
+        assert item == {"kind": "budget", "id": f"spend-warn-{cost.today()}", "session": None,
+                        "age_s": item["age_s"], "command": item["command"],
+                        "text": "spend warning: $0.75 of warn_daily_usd $0.5 today "
+                                "(a soft threshold: the loop goes on)"}
+        run("_cost", "session", "w2", "claude", "1", check=True)  # more spend, more beats
+        seen = len(events_named(d, "world_unchanged"))
+        wait_until(lambda: len(events_named(d, "world_unchanged")) >= seen + 3, 15, "three more beats")
+        wait_until(lambda: os.path.exists(tmp_path / "notified"), 10, "the notification")
+        time.sleep(1)  # a second notification would have come within a poll or two
+        assert t.output().count("spend warning: $0.75 of warn_daily_usd $0.5 today") == 1
+        assert len(events_named(d, "spend_warning")) == 1 and len(budget_items()) == 1
+        notes = [json.loads(ln) for ln in read(str(tmp_path), "notified").splitlines() if ln.strip()]
+        assert [n["id"] for n in notes] == [item["id"]]
+        from looop.store import guardstate
+        assert guardstate.budget(d)["day"] == cost.today()
+        assert fake.calls() is not None and t.proc.poll() is None
+    finally:
+        t.stop()
+
+
+def events_named(d: str, name: str) -> list[dict]:
+    try:
+        with open(os.path.join(d, "events.jsonl")) as f:
+            return [e for e in map(json.loads, f) if e["event"] == name]
+    except FileNotFoundError:
+        return []
+
+
+def budget_items() -> list[dict]:
+    return [i for i in json.loads(run("inbox", "--json", check=True).stdout) if i["kind"] == "budget"]

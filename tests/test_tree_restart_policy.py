@@ -166,3 +166,24 @@ def test_rules_goal_with_restart_leaves_restarts_to_the_supervisor(data_dir, tmp
                    "the journal to say why it started again")  # written after the start returns
     finally:
         t.stop()
+
+
+def test_start_worker_action_carries_the_restart_policy(data_dir, tmp_path):
+    """The decider's start_worker with `restart`/`max_restarts`: the supervisor
+    restarts the worker it started, and gives up on it past the intensity."""
+    from conftest import Tree
+    from fakes import setup_fake
+    d, log = data_dir, str(tmp_path / "starts")
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    fake.queue({"action": "start_worker", "id": "aw", "prompt": f"date +%s.%N >> {log}; exit 2",
+                "command": "bash {{prompt_file}}", "restart": "transient", "max_restarts": "1/10m",
+                "journal": "start a flaky one"})
+    t = Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.5"})
+    try:
+        wait_until(lambda: (r := row("aw")) and r["state"] == "failed", 30, "aw failed")
+        assert len(starts(log)) == 2  # the start and 1 restart
+        assert len(events(d, "supervisor_restart", "aw")) == 1
+        assert json.load(open(os.path.join(d, "sessions", "aw", "meta.json")))["restart"] == \
+            {"type": "transient", "max_restarts": 1, "window_s": 600.0}
+    finally:
+        t.stop()

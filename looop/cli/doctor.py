@@ -215,8 +215,20 @@ def check_resume(c: Ctx) -> Result:
                             else "no runner defines 'resume' (restarts rerun the command)")
 
 
+def check_ladder(c: Ctx) -> Result:
+    """A runner's recovery-ladder keys (`nudge`, `limited_retry`) must parse."""
+    if c.cfg is None:
+        return "info", "ladder", "not checked: the config does not parse"
+    from looop.store import config
+    errs = [e for n, r in sorted(c.cfg.get("runners", {}).items()) for e in config.ladder_errors(n, r)]
+    if errs:
+        return "fail", "ladder", "; ".join(errs) + f" (in {c.config_path})"
+    return "ok", "ladder", "recovery ladder keys parse (nudge, limited_retry)"
+
+
 CHECKS: tuple[Callable[[Ctx], Result], ...] = (
-    check_python, check_deps, check_config, check_runner, check_states, check_resume, check_data_dir,
+    check_python, check_deps, check_config, check_runner, check_states, check_resume, check_ladder,
+    check_data_dir,
     check_lock, check_socket, check_tmux,
 )
 

@@ -79,6 +79,15 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f}M"
 
 
+def activity_cell(r: dict[str, Any]) -> str:
+    """The ACTIVITY column: the state, and a parked worker's resume time."""
+    act = (r.get("activity") or {}).get("state") or "-"
+    p = r.get("parked")
+    if p and p.get("resume_at"):
+        act += " (parked → " + time.strftime("%H:%M:%S", time.localtime(p["resume_at"])) + ")"
+    return act
+
+
 def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
     now = time.time()
     everywhere = any("data_dir" in r for r in rs)
@@ -91,7 +100,7 @@ def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
         state = r["state"] + (f" {r['exit_code']}" if r["exit_code"] is not None and not r["alive"] else "")
         flag = (FLAG + (" " + r["note"] if r["note"] else "")) if r["flagged"] else ""
         act = r.get("activity") or {}
-        row = [r["id"], state, act.get("state") or "-", where(r), str(r["pid"] or "-"),
+        row = [r["id"], state, activity_cell(r), where(r), str(r["pid"] or "-"),
                _age(r, now), flag[:40], r["cmd"]] + ([r["data_dir"]] if everywhere else [])
         if wide:
             cpu, rss = used.get(r["id"], (None, None))

@@ -117,7 +117,10 @@ def cmd_status(argv: list[str]) -> int:
         code = f" exit {w['exit_code']}" if w["exit_code"] is not None else ""
         flag = f"  ⚑ {w['note'] or ''}" if w["flagged"] else ""
         err = f"  ! {w['log_error']}" if w.get("log_error") else ""
-        print(f"  {w['id']:<20} {w['state']}{code}{flag}{err}")
+        from looop.cli.ls import activity_cell
+        act = f" · {activity_cell(w)}" if w.get("activity") else ""
+        why = f" ({w['failed_reason']})" if w.get("failed_reason") else ""
+        print(f"  {w['id']:<20} {w['state']}{code}{act}{why}{flag}{err}")
     return 0
 
 

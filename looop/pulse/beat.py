@@ -16,7 +16,8 @@ from typing import Any
 
 from looop import settings
 from looop.errors import LooopError
-from looop.pulse import actions, goals as goals_mod, guards, prompt, runner, sense, surface, why, worldhash
+from looop.pulse import (actions, goals as goals_mod, guards, prompt, recover, runner, sense, surface, why,
+                         worldhash)
 from looop.pulse.housekeeping import housekeep
 from looop.store import (claims, config, cost, events, guardstate, journal, paths, rulestate, schedules,
                          space, whyrec)
@@ -159,7 +160,11 @@ def run_beat(b: Beat) -> Outcome:
     if b.dry_run:
         return _dry_run(b, w)
     alive = any(r.get("alive") for r in w.workers)
+    if b.link is not None and not b.read_only:  # stuck or limited workers: one rung each
+        parked = recover.climb(b.d, b.cfg, b.link, b.out, w.rows, w.now)
+        w.wake_at = min(t for t in (w.wake_at, parked) if t is not None) if parked else w.wake_at
     _warn_guards(b, w)
+    _spend_warning(b, w)
     unchanged = read_text(os.path.join(b.d, HASH_FILE)).strip() == w.hash
     ttl = b.knob("noop_ttl")
     if unchanged and guards.noop_expired(w.guards.get("last"), w.now, ttl):
@@ -175,7 +180,7 @@ def run_beat(b: Beat) -> Outcome:
     if full:  # the decision, its run dir and journal line could not be recorded
         return Outcome("skip", f"data dir full ({full}) — no AI call", workers_alive=alive,
                        wake_at=w.wake_at)
-    over = _over_budget(b) or _spend_warning(b, w) or _decide_budget(b, w)
+    over = _over_budget(b) or _decide_budget(b, w)
     snap = w.snapshot()
     w.changes = why.diff(w.guards.get("inputs"), snap)
     o = Outcome("budget", over) if over else \

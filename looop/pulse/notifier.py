@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from looop import settings
+from looop.inbox import RAISED
 from looop.store import events, jsonio
 from looop.store.atomic import write_atomic
 
@@ -47,6 +48,8 @@ def key(item: dict[str, Any]) -> str:
     """What makes an item the same item: kind and id (and a flag's note:
     a new question on the same flag is news)."""
     k = f"{item['kind']}:{item['id']}"
+    if item["kind"] == "stuck" and item["text"].startswith(RAISED):
+        return k + ":raised"  # the recovery ladder raised it: the nudge did not help
     return k + f":{item['text']}" if item["kind"] == "flag" else k
 
 

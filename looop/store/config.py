@@ -114,6 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "rules": {
         "tick": '"$LOOOP_BIN" _rules',
         "interactive": "bash {{prompt_file}}",
+        "ladder": False,  # scripts, not agents: a quiet one is not typed into (SPEC §16)
     },
 }
 DETECT_ORDER = ("claude", "codex", "pi")
@@ -257,6 +258,39 @@ def runner_settle(cfg: dict[str, Any], name: str) -> float:
     raw = (cfg.get("runners", {}).get(name) or {}).get("settle", PRESETS.get(name, {}).get("settle"))
     got = seconds(raw) if raw is not None else None
     return DEFAULT_SETTLE if got is None else got
+
+
+# The recovery ladder's per-runner keys (SPEC §16, looop.pulse.ladder):
+# `nudge`, the text typed (then Enter) into a stuck worker, and into a parked
+# one once its usage limit has reset; `limited_retry`, how long a worker
+# parked on a limit that names no reset time waits before that resume.
+DEFAULT_NUDGE = "continue"
+DEFAULT_LIMITED_RETRY = 30 * 60.0
+
+
+def runner_nudge(cfg: dict[str, Any], name: str | None) -> str:
+    """A runner's `nudge` text (default "continue"); a non-string or blank one is the default."""
+    raw = (cfg.get("runners", {}).get(name or "") or {}).get("nudge")
+    return raw if isinstance(raw, str) and raw.strip() else DEFAULT_NUDGE
+
+
+def runner_limited_retry(cfg: dict[str, Any], name: str | None) -> float:
+    """A runner's `limited_retry` (default 30 min): a limit that names no reset time."""
+    raw = (cfg.get("runners", {}).get(name or "") or {}).get("limited_retry")
+    got = seconds(raw) if raw is not None else None
+    return DEFAULT_LIMITED_RETRY if not got else got
+
+
+def ladder_errors(name: str, r: dict[str, Any]) -> list[str]:
+    """What is wrong with a runner's ladder keys (for `looop doctor`)."""
+    errs = []
+    if "nudge" in r and (not isinstance(r["nudge"], str) or not r["nudge"].strip()):
+        errs.append(f"runner {name!r}: 'nudge' must be a non-empty string")
+    if "ladder" in r and not isinstance(r["ladder"], bool):
+        errs.append(f"runner {name!r}: 'ladder' must be true or false")
+    if "limited_retry" in r and not seconds(r["limited_retry"]):
+        errs.append(f"runner {name!r}: 'limited_retry' {r['limited_retry']!r} is not a positive duration")
+    return errs
 
 
 def worker_stuck() -> float:

@@ -16,6 +16,8 @@ States (looop.store.sessions.State):
 """
 from __future__ import annotations
 
+import dataclasses
+
 import _signal
 import os
 import selectors
@@ -552,9 +554,13 @@ class Child(Terminals):
         self._resize(cols, rows)
         self.reply(req, {"ok": True, "cols": cols, "rows": rows})
 
-    def _cmd_restart(self, req: int) -> None:
+    def _cmd_restart(self, req: int, argv: tuple[str, ...] | None = None) -> None:
+        """Restart the command in place; `argv` (the runner's resume command,
+        prepared by the root) replaces the command from now on."""
         if self.stop_mode is not None:  # a kill or shutdown wins over a restart
             raise ValueError(f"session {self.spec.sid} is stopping")
+        if argv:
+            self.spec = dataclasses.replace(self.spec, argv=tuple(argv))
         self.waiters.append(req)
         self.stop("restart")
 

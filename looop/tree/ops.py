@@ -236,6 +236,8 @@ READ_ONLY_OPS)
             return
         kid, _ = self._forward(conn, req, "kill")
         kid.stop_asked = True
+        if req.get("fail"):  # the recovery ladder's last rung: the end is `failed`
+            kid.fail_reason = str(req["fail"])[:300]
 
     def op_input(self, conn: Conn, req: dict[str, Any]) -> None:
         data = req["data"]
@@ -268,9 +270,19 @@ READ_ONLY_OPS)
         self._forward(conn, req, "event", state, str(note)[:500] if note else None)
 
     def op_restart(self, conn: Conn, req: dict[str, Any]) -> None:
+        """`resume`: run the runner's resume command (the recovery ladder);
+        `auto`: an automatic restart, counted against the hourly cap."""
         sid = paths.check_id(req.get("id", ""), "session")
+        if req.get("auto") and (sid in self.kids or sessions.exists(self.d, sid)):
+            refused = self.take_restart_slot(sid)
+            if refused:
+                raise LooopError(refused)
         if sid in self.kids:
-            self._forward(conn, req, "restart")
+            meta = sessions.read_meta(self.d, sid)
+            argv = None
+            if req.get("resume") and meta.get("resume"):
+                argv = self.worker_spec(sid, meta["resume"], meta.get("cwd") or self.d).argv
+            self._forward(conn, req, "restart", argv)
             try:  # an in-place restart: one more run (the child records its start)
                 meta = sessions.read_meta(self.d, sid)
                 sessions.write_meta(self.d, sid, dict(meta, restarts=int(meta.get("restarts") or 0) + 1))

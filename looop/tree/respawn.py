@@ -37,6 +37,29 @@ class Respawns:
     def _init_respawns(self) -> None:
         self.histories: dict[str, History] = {}
         self.due: dict[str, float] = {}  # session → monotonic time of its restart
+        self.auto_restarts: tuple[float, ...] = ()  # every automatic restart (the hourly cap)
+
+    def take_restart_slot(self, sid: str) -> str | None:
+        """Count one automatic restart of `sid` against LOOOP_MAX_RESTARTS_PER_HOUR:
+        None if it may go, else the refusal (said, evented and journaled here:
+        never silent)."""
+        from looop import settings
+        from looop.store import config, journal
+        limit = int(settings.get("LOOOP_MAX_RESTARTS_PER_HOUR", config.load_cached(self.d)))
+        now = time.monotonic()
+        kept, ok = restart.hourly_cap(self.auto_restarts, now, limit)
+        if ok:
+            self.auto_restarts = kept + (now,)
+            return None
+        self.auto_restarts = kept
+        why = restart.cap_reason(kept, limit)
+        self.out.line("error", "supervisor.restart_refused", f"restart of {sid} refused: {why}", id=sid)
+        events.emit(self.d, "restart_refused", id=sid, reason=why)
+        try:
+            journal.append(self.d, f"restart of {sid} refused: {why}")
+        except OSError:
+            pass  # a full disk: the line above and the event said it
+        return why
 
     def _ended(self, kid: "Kid", state: str | None, code: int | None) -> None:
         """A child ended while the tree is up: decide, then apply."""
@@ -45,7 +68,10 @@ class Respawns:
         if how == State.KILLED.value and not kid.stop_asked:
             how = State.DEAD.value  # a signal nobody here asked for
         ended = Ended(how, kid.status.get("exit_code"), now - kid.born)
-        dec = restart.decide(kid.spec.restart, ended, self.histories.get(sid, History()), now)
+        if kid.fail_reason:  # the recovery ladder gave up on it: never restarted
+            dec = restart.Decision("fail", reason=kid.fail_reason)
+        else:
+            dec = restart.decide(kid.spec.restart, ended, self.histories.get(sid, History()), now)
         self.histories[sid] = dec.history
         if kid.spec.role == "pulse":
             self._pulse_decision(dec, code)
@@ -75,6 +101,10 @@ class Respawns:
                 self.out.line("info", "worker.exited", ended, id=sid, exit_code=code, dim=True)
             return
         st = sessions.read_status(self.d, sid)
+        if dec.action == "restart":
+            refused = self.take_restart_slot(sid)
+            if refused:  # RESTART -> FAILED: the hourly cap says no
+                dec = restart.Decision("fail", history=dec.history, reason=refused)
         if dec.action == "fail":
             self._set_state(sid, st, State.FAILED, failed_reason=dec.reason, restart_at=None)
             self.out.line("error", "worker.failed", f"{ended} — failed: {dec.reason}; not restarted",

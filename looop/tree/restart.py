@@ -104,6 +104,22 @@ def decide(policy: Policy, ended: Ended, history: History, now: float) -> Decisi
                     reason=f"restart {len(window) + 1}/{policy.max_restarts} in {delay:g}s")
 
 
+HOUR = 3600.0
+
+
+def hourly_cap(times: tuple[float, ...], now: float, limit: int) -> tuple[tuple[float, ...], bool]:
+    """LOOOP_MAX_RESTARTS_PER_HOUR over every automatic restart (policy and
+    recovery ladder): (the restarts still inside the hour, may one more go
+    now?). `limit` 0 = no cap."""
+    kept = recent(times, now, HOUR)
+    return kept, limit <= 0 or len(kept) < limit
+
+
+def cap_reason(kept: tuple[float, ...], limit: int) -> str:
+    return (f"restart cap reached: {len(kept)} automatic restarts in the last hour "
+            f"(LOOOP_MAX_RESTARTS_PER_HOUR={limit})")
+
+
 # -- parsing (CLI flags, actions, goal frontmatter) ----------------------------
 
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -59,6 +59,7 @@ class Kid:
     pulse_end: socket.socket | None = None
     born: float = field(default_factory=time.monotonic)
     stop_asked: bool = False       # a `kill` was sent: its end is not a crash
+    fail_reason: str | None = None  # killed by the recovery ladder: its end is `failed`
     link: Any = None               # links.ChildLink over `conn`: never blocks the root
     writing: bool = False          # its link fd is registered for EVENT_WRITE
 
@@ -369,6 +370,9 @@ class Root(ControlServer, Respawns):
                 "env": env or None,
                 "prompt_file": prompt_file, "started_at": sessions.rfc3339(),
                 "restart": policy.to_json(),
+                # the recovery ladder types into, restarts and stops agents it
+                # knows: a runner's own template, unless the runner opts out
+                "ladder": command is None and r.get("ladder", True) is not False,
                 "where": where.as_meta() if where.kind != "local" else None}
         if resume:
             meta["resume"] = resume.replace("{{prompt_file}}", shlex.quote(prompt_file))

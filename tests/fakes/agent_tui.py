@@ -7,14 +7,18 @@ Screens (the test's looop.json gives the patterns that recognise them):
     ready     an input box `│ > <typed>` with the cursor after the text
     working   a spinner line `⠋ Working… (esc to interrupt)`, redrawn every 0.1 s
     asking    a permission dialog `Do you want to proceed? (y/n)`
-    limited   a banner `You've hit your usage limit · resets 3pm`
+    limited   a banner `You've hit your usage limit · resets 3pm`; with
+              `limit SECS`: `· try again in SECS seconds`; `limit none`: no time
     hang      the spinner line drawn once, then nothing (a frozen agent)
 
-Commands (typed, then Enter): `work SECS`, `ask`, `limit`, `hang`, `deaf`
-(ignore every key from now on, draw nothing), `quit`. Anything else is
-"answered" on the transcript line. In `asking`, `y` or `n` answers; in
+Commands (typed, then Enter): `work SECS`, `ask`, `limit [SECS|none]`,
+`hang`, `deaf` (ignore every key from now on, draw nothing), `quit`.
+Anything else is "answered" on the transcript line — while limited, it
+resumes the agent ("resumed: <line>"), as typing "continue" does once a
+real agent's limit has reset. In `asking`, `y` or `n` answers; in
 `working`, Esc interrupts. Bracketed paste (mode 2004, enabled here) is
-taken as typed text.
+taken as typed text. `--keylog FILE` appends every byte received, in every
+mode (a frozen agent too), so a test sees what reached the agent.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class Tui:
         self.until = 0.0
         self.frame = 0
         self.deaf = False
+        self.limit = "resets 3pm"
 
     def out(self, s: str) -> None:
         os.write(1, s.encode())
@@ -48,7 +53,7 @@ class Tui:
         elif self.mode == "asking":
             rows += ["Bash command: rm -rf build", "Do you want to proceed? (y/n)"]
         elif self.mode == "limited":
-            rows.append("You've hit your usage limit · resets 3pm")
+            rows.append("You've hit your usage limit" + (f" · {self.limit}" if self.limit else ""))
         rows += ["", "╭" + "─" * 40 + "╮", "│ > " + self.typed, "╰" + "─" * 40 + "╯"]
         body = "\x1b[H\x1b[2J" + "\r\n".join(rows)
         # cursor into the box, after what was typed (row of "│ > ", 1-based)
@@ -61,11 +66,16 @@ class Tui:
             self.mode, self.until = "working", time.monotonic() + float(arg or 1)
         elif word in ("ask", "limit", "hang"):
             self.mode = {"ask": "asking", "limit": "limited", "hang": "hang"}[word]
+            if word == "limit":
+                self.limit = ("" if arg == "none" else f"try again in {arg} seconds" if arg
+                              else "resets 3pm")
         elif word == "deaf":
             self.deaf = True
             return
         elif word == "quit":
             raise SystemExit(0)
+        elif self.mode == "limited":
+            self.mode, self.said = "ready", f"resumed: {line.strip()}"
         else:
             self.said = f"answered: {line.strip()}"
         self.draw()
@@ -106,6 +116,7 @@ class Tui:
 def main() -> None:
     tui = Tui()
     script = sys.argv[sys.argv.index("--script") + 1] if "--script" in sys.argv else None
+    keylog = sys.argv[sys.argv.index("--keylog") + 1] if "--keylog" in sys.argv else None
     old = termios.tcgetattr(0)
     tty.setraw(0)
     tui.out("\x1b[?1049h\x1b[?2004h")
@@ -123,6 +134,9 @@ def main() -> None:
                 data = os.read(0, 4096)
                 if not data:
                     return
+                if keylog:
+                    with open(keylog, "ab") as f:
+                        f.write(data)
                 tui.key(data)
             else:
                 tui.tick()
