@@ -51,10 +51,19 @@ def test_once_per_item_from_the_live_pulse(data_dir, tmp_path):
         assert kinds == ["ask", "flag", "flag", "flag"]
         assert [ln.split("|")[0].split(":")[0] for ln in lines(got)] == \
             ["looop ask w1", "looop flag w2", "looop flag w2", "looop flag w1"]
+        # remembered across a pulse restart: the two flags still up are not sent again
+        seen = os.path.join(d, ".inbox-notified")
+        wait_until(lambda: os.path.exists(seen) and len(json.load(open(seen))) == 2, 10,
+                   "the two live flags remembered")
+        old = t.pulse_running()["pid"]
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: (p := t.pulse_running()) and p["pid"] != old, 30, "the pulse restarted")
+        run("flag", "w2", "third", check=True)
+        wait_until(lambda: len(lines(got)) == 5, 30, "the new flag notified")
+        assert lines(got)[4].startswith("looop flag w2: third")
     finally:
         assert t.stop(signal.SIGTERM) == 0
-    assert len(lines(got)) == 4  # each item exactly once
-    assert json.load(open(os.path.join(d, ".inbox-notified")))  # remembered across pulse restarts
+    assert len(lines(got)) == 5  # each item exactly once (a shutdown sends nothing)
 
 
 def test_a_hanging_notifier_is_killed_with_its_group(tmp_path):
