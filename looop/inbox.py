@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
 RAISED = "nudge did not help"   # a stuck item the ladder raised starts with this
-ACTIVITY_KINDS = ("asking", "limited", "stuck")
+ACTIVITY_KINDS = ("asking", "limited", "stuck")  # = looop.tree.activity.NEEDS_SOMEONE
 
 
 def command(prefix: str, *words: str) -> str:

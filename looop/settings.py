@@ -87,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOOOP_TMUX_SURFACE", None, str, "1", "0 = never open tmux windows for flagged workers"),
     Setting("LOOOP_WORKER_STUCK", None, float, 900.0,
             "seconds without output or screen change before a working worker is `stuck`"),
+    Setting("LOOOP_WORKER_STARTING", None, float, 30.0,
+            "seconds a worker that has printed nothing stays `starting` (then `working`)"),
     Setting("LOOOP_SHELL_ALLOW_DANGEROUS", None, str, "0", "1 disables the run_shell deny-list tripwire"),
 )
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS if s.env}

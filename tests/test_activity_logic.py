@@ -162,3 +162,58 @@ def test_needs_you_lists_asking_limited_stuck_and_flagged():
     rows = [_row(state=s, id=s) for s in ("ready", "working", "asking", "limited", "stuck")]
     rows.append(_row(id="f", flagged=True, note="n"))
     assert [r["id"] for r in flagged(rows)] == ["asking", "limited", "stuck", "f"]
+
+
+# -- a worker that prints nothing (no output, no screen) -----------------------
+
+BLANK = ([""] * 4, (0, 0))
+
+
+@pytest.mark.parametrize("now, state", [
+    (1.0, "starting"), (10.0, "starting"),     # a slow start is not "ready" at settle
+    (A.STARTING_MAX, "working"),               # nothing drawn: nothing to be ready at
+    (899.0, "working"), (900.0, "stuck"),      # quiet since it started
+])
+def test_classify_a_silent_worker(now, state):
+    v = A.classify(facts(now=now, last_output=None, last_change=None, lines=BLANK[0],
+                         cursor=BLANK[1]), PATS)
+    assert (v.state, v.evidence["source"]) == (state, "timing"), v
+
+
+def test_a_silent_worker_still_shows_its_ask_and_flag():
+    f = dict(now=5.0, last_output=None, last_change=None, lines=BLANK[0], cursor=BLANK[1])
+    assert A.classify(facts(ask="q?", **f), PATS).state == "asking"
+    assert A.classify(facts(flagged=True, **f), PATS).state == "asking"
+
+
+def test_tracker_re_evaluates_a_silent_worker_at_starting_max():
+    from looop.tree.tracker import Tracker
+    screen = lambda: BLANK  # noqa: E731
+    tr = Tracker({}, settle=1.5, stuck=900.0, now=0.0, starting=30.0)
+    assert tr.due() == 30.0                    # not started + stuck: nothing would look before
+    assert tr.evaluate(5.0, screen, False, None) is None   # e.g. a flag/unflag nudge meanwhile
+    assert tr.verdict.state == "starting" and tr.due() == 30.0
+    before, v = tr.evaluate(tr.due(), screen, False, None)
+    assert (before, v.state, v.evidence["source"]) == ("starting", "working", "timing")
+    assert "no output" in v.evidence["text"]
+    assert tr.due() == 900.0                   # stuck counts from the start, not from the look
+    before, v = tr.evaluate(tr.due(), screen, False, None)
+    assert (before, v.state) == ("working", "stuck")
+    assert tr.due() is None                    # stuck: nothing more to look for
+
+
+def test_tracker_starting_deadline_never_later_than_stuck():
+    from looop.tree.tracker import Tracker
+    tr = Tracker({}, settle=1.5, stuck=10.0, now=100.0, starting=30.0)
+    assert tr.due() == 110.0
+    before, v = tr.evaluate(110.0, lambda: BLANK, False, None)
+    assert v.state == "stuck"
+
+
+def test_tracker_output_before_starting_max_settles_as_usual():
+    from looop.tree.tracker import Tracker
+    tr = Tracker({}, settle=1.5, stuck=900.0, now=0.0, starting=30.0)
+    tr.on_output(2.0)
+    assert tr.due() == 3.5
+    before, v = tr.evaluate(3.5, lambda: (["$ "], (2, 0)), False, None)
+    assert (before, v.state) == ("starting", "ready")

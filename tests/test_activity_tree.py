@@ -249,3 +249,148 @@ time.sleep(300)
         assert a["evidence"] == {"source": "event", "text": "Stop"}
     finally:
         t.stop()
+
+
+def test_a_silent_worker_leaves_starting_then_gets_stuck(data_dir):
+    """A worker that prints nothing: `starting` for LOOOP_WORKER_STARTING,
+    then `working` (nothing drawn, so no prompt to be ready at), then
+    `stuck` once quiet since its start for LOOOP_WORKER_STUCK — without a
+    single byte of output to trigger a look."""
+    t = Tree(data_dir, env={**os.environ, "LOOOP_WORKER_STARTING": "1.5", "LOOOP_WORKER_STUCK": "6"})
+    try:
+        t.start("q1", "exec sleep 1000")
+        a = wait_activity("q1", "working", timeout=10)
+        assert a["evidence"]["source"] == "timing" and "no output since its start" in a["evidence"]["text"]
+        a = wait_activity("q1", "stuck", timeout=15)
+        assert a["evidence"]["source"] == "timing"
+        assert run("log", "q1").stdout == ""                  # it really printed nothing
+        seq = [(e["from"], e["to"]) for e in events(data_dir, "worker_state") if e["id"] == "q1"]
+        assert seq == [("starting", "working"), ("working", "stuck")], seq
+    finally:
+        t.stop()
+
+
+def test_a_quiet_workers_ask_answer_and_flag_show_without_output(data_dir):
+    """`looop ask`, `looop answer`, `flag` and `unflag` nudge the worker's
+    child: its activity moves at once, though the worker prints nothing
+    (stderr of the ask discarded, the answer captured) — no output, and
+    with LOOOP_WORKER_STARTING long, no deadline that would look anyway."""
+    d = data_dir
+    t = Tree(d, env={**os.environ, "LOOOP_WORKER_STARTING": "600"})
+    try:
+        t.start("k1", 'a=$("$LOOOP_BIN" ask "q?" 2>/dev/null); exec sleep 300')
+        wait_until(lambda: os.path.exists(os.path.join(d, "asks", "k1-1.json")), 10, "the ask file")
+        a = wait_activity("k1", "asking", timeout=10)
+        assert a["evidence"] == {"source": "ask", "text": "q?"}
+        run("answer", "k1-1", "yes", check=True)
+        wait_until(lambda: activity("k1")["state"] != "asking", 10, "k1 to leave asking")
+        assert activity("k1")["state"] == "starting"   # still nothing printed, well within STARTING
+        run("flag", "k1", "look", check=True)
+        assert wait_activity("k1", "asking", timeout=10)["evidence"] == {"source": "flag", "text": "look"}
+        run("unflag", "k1", check=True)
+        wait_activity("k1", "starting", timeout=10)
+        assert run("log", "k1").stdout == ""
+        seq = [(e["from"], e["to"]) for e in events(d, "worker_state") if e["id"] == "k1"]
+        assert seq == [("starting", "asking"), ("asking", "starting")] * 2, seq
+    finally:
+        t.stop()
+
+
+def test_the_deciders_answer_moves_a_quiet_worker_out_of_asking(data_dir, tmp_path):
+    """`answer_ask` by the decider nudges the worker over the pulse's link,
+    as `looop answer` does over the control socket."""
+    from fakes import bump_world
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    with open(os.path.join(d, "PLAYBOOK.md"), "w") as f:
+        f.write("- answer_ask: allowed\n")
+    t = Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.3", "LOOOP_WORKER_STARTING": "600"})
+    try:
+        t.start("k2", 'a=$("$LOOOP_BIN" ask "deploy?" 2>/dev/null); exec sleep 300')
+        wait_activity("k2", "asking", timeout=10)
+        fake.queue({"action": "answer_ask", "id": "k2-1", "answer": "yes"})
+        bump_world(d)
+        wait_until(lambda: os.path.exists(os.path.join(d, "answers", "k2-1.json")), 15, "the answer")
+        wait_until(lambda: activity("k2")["state"] != "asking", 10, "k2 to leave asking")
+        assert activity("k2")["state"] == "starting" and run("log", "k2").stdout == ""
+    finally:
+        t.stop()
+
+
+def test_inbox_and_notify_once_per_activity_item(data_dir, tmp_path):
+    """The fake TUI asking, limited, then stuck: each an inbox item with the
+    command that answers it (`looop attach`), each notified exactly once —
+    a later flag, notified too, proves the checks in between sent nothing
+    again while the stuck item stayed."""
+    d = data_dir
+    got = str(tmp_path / "notified")
+    tui_runner(d, str(tmp_path / "ctl"))
+    cfg = json.load(open(os.path.join(d, "looop.json")))
+    cfg["notify_command"] = f'read -r item; echo "$item" >> {got}'
+    write_config(d, cfg)
+    t = Tree(d, env={**os.environ, "LOOOP_INBOX_POLL": "0.2", "LOOOP_WORKER_STUCK": "2"})
+
+    def notified() -> list[dict]:
+        try:
+            with open(got) as f:
+                return [json.loads(ln) for ln in f]
+        except FileNotFoundError:
+            return []
+
+    def inbox_item(kind: str) -> dict:
+        return wait_until(lambda: next((i for i in json.loads(run("inbox", "--json", check=True).stdout)
+                                        if i["kind"] == kind), None), 15, f"a {kind} item in the inbox")
+    try:
+        run("start-session", "n1", "b", "fake", check=True)
+        wait_activity("n1", "ready")
+        attach = f"LOOOP_DATA_DIR={d} looop attach n1"
+        run("send", "n1", "ask", check=True)
+        it = inbox_item("asking")
+        assert (it["id"], it["session"], it["text"], it["command"]) == \
+            ("n1", "n1", "Do you want to proceed? (y/n)", attach)
+        wait_until(lambda: len(notified()) == 1, 10, "the asking item notified")
+        run("send", "-n", "n1", "y", check=True)
+        wait_activity("n1", "ready")
+        run("send", "n1", "limit", check=True)
+        it = inbox_item("limited")
+        assert it["command"] == attach and it["text"].startswith("You've hit your usage limit · resets 3pm (until ")
+        wait_until(lambda: len(notified()) == 2, 10, "the limited item notified")
+        run("send", "n1", "work", "1", check=True)
+        wait_activity("n1", "ready")
+        run("send", "n1", "hang", check=True)
+        it = inbox_item("stuck")
+        assert it["command"] == attach and "frozen" in it["text"]
+        wait_until(lambda: len(notified()) == 3, 10, "the stuck item notified")
+        run("flag", "n1", "still there?", check=True)
+        wait_until(lambda: len(notified()) == 4, 10, "the flag notified")
+        assert [(n["kind"], n["id"]) for n in notified()] == \
+            [("asking", "n1"), ("limited", "n1"), ("stuck", "n1"), ("flag", "n1")]
+    finally:
+        t.stop()
+
+
+def test_a_steer_the_worker_ignores_is_journaled_as_failed(data_dir, tmp_path):
+    """steer_session goes the verified way: a program that takes no input
+    makes the move fail, in the journal, with the one-line reason."""
+    from fakes import bump_world, read
+    d = data_dir
+    fake = tui_runner(d, str(tmp_path / "ctl"))
+    t = Tree(d, env={**os.environ, "LOOOP_INTERVAL": "0.3"})
+    try:
+        run("start-session", "v1", "b", "fake", check=True)
+        wait_activity("v1", "ready")
+        fake.queue({"action": "steer_session", "id": "v1", "input": "status?"})
+        bump_world(d)
+        wait_until(lambda: "steered v1: status? (accepted, echoed, now ready)" in read(d, "journal.md"),
+                   30, "the accepted steer in the journal")
+        run("send", "v1", "deaf", check=True)
+        # its echo drawn: the Enter after it (deaf from then on) is already in
+        # the PTY, ahead of anything the steer types — and nothing draws again
+        wait_until(lambda: "│ > deaf" in run("shot", "v1").stdout, 10, "the echo of `deaf`")
+        fake.queue({"action": "steer_session", "id": "v1", "input": "hello?"})
+        bump_world(d)
+        wait_until(lambda: "failed steer_session: input not accepted by v1 (screen unchanged after 5s)"
+                   in read(d, "journal.md"), 40, "the refused steer in the journal")
+        assert t.proc.poll() is None
+    finally:
+        t.stop()

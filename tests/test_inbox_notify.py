@@ -51,10 +51,19 @@ def test_once_per_item_from_the_live_pulse(data_dir, tmp_path):
         assert kinds == ["ask", "flag", "flag", "flag"]
         assert [ln.split("|")[0].split(":")[0] for ln in lines(got)] == \
             ["looop ask w1", "looop flag w2", "looop flag w2", "looop flag w1"]
+        # remembered across a pulse restart: the two flags still up are not sent again
+        seen = os.path.join(d, ".inbox-notified")
+        wait_until(lambda: os.path.exists(seen) and len(json.load(open(seen))) == 2, 10,
+                   "the two live flags remembered")
+        old = t.pulse_running()["pid"]
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: (p := t.pulse_running()) and p["pid"] != old, 30, "the pulse restarted")
+        run("flag", "w2", "third", check=True)
+        wait_until(lambda: len(lines(got)) == 5, 30, "the new flag notified")
+        assert lines(got)[4].startswith("looop flag w2: third")
     finally:
         assert t.stop(signal.SIGTERM) == 0
-    assert len(lines(got)) == 4  # each item exactly once
-    assert json.load(open(os.path.join(d, ".inbox-notified")))  # remembered across pulse restarts
+    assert len(lines(got)) == 5  # each item exactly once (a shutdown sends nothing)
 
 
 def test_a_hanging_notifier_is_killed_with_its_group(tmp_path):
@@ -130,3 +139,58 @@ def test_status_carries_the_inbox_count(data_dir, tmp_path):
         assert t.stop(signal.SIGTERM) == 0
     finally:
         sd.close()
+
+
+def test_a_dialog_is_notified_without_waiting_for_the_poll(data_dir, tmp_path):
+    """A worker whose screen starts asking is notified at once (its child
+    wakes the pulse's inbox watcher), not at the next `inbox_poll` — here
+    60 s, so only the wake can deliver within the bound."""
+    from test_activity_tree import tui_runner, wait_activity
+    d = data_dir
+    got = str(tmp_path / "notified")
+    tui_runner(d, str(tmp_path / "ctl"), )
+    cfg = json.load(open(os.path.join(d, "looop.json")))
+    cfg["notify_command"] = f'read -r item; echo "$item" >> {got}'
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump(cfg, f)
+    t = Tree(d, env={**os.environ, "LOOOP_INBOX_POLL": "60"})
+    try:
+        run("start-session", "p1", "b", "fake", check=True)
+        wait_activity("p1", "ready")
+        run("send", "p1", "ask", check=True)
+        wait_activity("p1", "asking")
+        wait_until(lambda: lines(got), 10, "the asking worker notified")
+        item = json.loads(lines(got)[0])
+        assert (item["kind"], item["id"], item["text"]) == ("asking", "p1", "Do you want to proceed? (y/n)")
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
+    assert len(lines(got)) == 1
+
+
+def test_a_hanging_and_a_flooding_notifier_through_the_live_pulse(data_dir, tmp_path):
+    """notify_command hangs for one item and prints 10 MB for the other:
+    one warning line for the hang (its group killed at LOOOP_NOTIFY_TIMEOUT),
+    the flood drained and dropped, both asks still pending and answerable,
+    the pulse still beating, nothing left running."""
+    d = data_dir
+    pids, done = str(tmp_path / "pids"), str(tmp_path / "done")
+    setup_fake(d, str(tmp_path / "ctl"), notify_command=(
+        f'read -r item; case "$item" in *"please hang"*) sleep 300 & echo $! >> {pids}; wait;; '
+        f"*) head -c 10000000 /dev/zero | tr '\\0' x; echo flood >> {done};; esac"))
+    t = Tree(d, env={**os.environ, "LOOOP_INBOX_POLL": "0.2", "LOOOP_NOTIFY_TIMEOUT": "1"})
+    try:
+        t.start("h1", '"$LOOOP_BIN" ask "please hang"; sleep 100\n')
+        wait_until(lambda: lines(pids), 15, "the hanging notifier")
+        wait_until(lambda: "notify_command failed for ask h1-1: killed after 1s" in t.output(), 15,
+                   "the hang's warning line")
+        wait_gone([int(x) for x in lines(pids)], 10, "the hanging notifier's sleep gone")
+        t.start("h2", '"$LOOOP_BIN" ask "flood me"; sleep 100\n')
+        wait_until(lambda: lines(done) == ["flood"], 30, "the flooding notifier done")
+        out = t.output()
+        assert out.count("notify_command failed") == 1 and "xxxxxxxxxx" not in out
+        assert [ln for ln in out.splitlines() if "notify_command failed" in ln][0].count("\n") == 0
+        for aid, text in (("h1-1", "ok"), ("h2-1", "fine")):
+            assert run("answer", aid, text, check=True).stdout == f"answered {aid}\n"
+        assert t.pulse_running()
+    finally:
+        assert t.stop(signal.SIGTERM) == 0

@@ -1,6 +1,8 @@
 """The mailbox verbs: `ask` and `told` (inside a worker), `answer` and `tell`
-(from anywhere). Files only — no control socket — so they work while the root
-is busy, and an answer given while nobody waits is kept for the next asker.
+(from anywhere). Files are the exchange, so they work while the root is busy
+or down, and an answer given while nobody waits is kept for the next asker;
+`ask` and `answer` then nudge the worker's child over the control socket (best
+effort, looop.tree.control.nudge) so its activity moves without output.
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ def cmd_ask(argv: list[str]) -> int:
     import psutil
     rec = asks.create(d, worker, question, options, ref, pid=os.getpid(),
                       pid_started=psutil.Process().create_time())
+    from looop.tree.control import nudge
+    nudge(d, worker)  # its activity becomes `asking` now, not at its next output
     print(f"looop ask: {rec['id']} is waiting — answer with: looop answer {rec['id']} <text>",
           file=sys.stderr, flush=True)
     got = asks.wait_answer(d, rec["id"], timeout)
@@ -74,7 +78,10 @@ def cmd_answer(argv: list[str]) -> int:
     else:
         text = " ".join(a.text)
     d = paths.data_dir()
-    asks.answer(d, aid, text, force=a.force, by=os.environ.get("LOOOP_SESSION_ID") or "human")
+    rec = asks.answer(d, aid, text, force=a.force, by=os.environ.get("LOOOP_SESSION_ID") or "human")
+    if isinstance(rec.get("worker"), str):
+        from looop.tree.control import nudge
+        nudge(d, rec["worker"])  # it leaves `asking` now, even if it prints nothing
     print(f"answered {aid}")
     return 0
 

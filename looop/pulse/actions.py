@@ -385,9 +385,14 @@ def _answer_ask(ctx: Ctx, a: dict[str, Any]) -> str:
         raise DecisionError("answer_ask: not allowed by the PLAYBOOK (a human allows it with a "
                             "line `answer_ask: allowed` in PLAYBOOK.md)")
     try:
-        asks.answer(ctx.d, a["id"], a["answer"], by="decider")
+        rec = asks.answer(ctx.d, a["id"], a["answer"], by="decider")
     except LooopError as e:
         raise DecisionError(f"answer_ask: {e}") from None
+    if ctx.link is not None and isinstance(rec.get("worker"), str):
+        try:  # best effort: the worker leaves `asking` now, even if it prints nothing
+            ctx.link.call("look", id=rec["worker"])
+        except LooopError:
+            pass  # the asker's worker is gone (a stranded ask): nothing to move
     return f"answered {a['id']}: {a['answer']}"
 
 

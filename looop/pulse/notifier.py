@@ -4,9 +4,11 @@ hears about it (`ntfy publish …`, `notify-send …`).
 Who runs it: a daemon thread of the pulse (`Watcher`), not the beat and not
 the root. The root must never block; the beat can take minutes (a decider
 call), and an item must not wait for it. The thread wakes on inotify in
-`asks/` (a new ask: at once) and every `inbox_poll` seconds (default 2) for
-the rest (flags, activity, failed workers, the budget) — so the latency from
-a new item to its notification is ≤ the poll, ~0 for asks. It also wakes the
+`asks/` — a new ask, and a worker child whose activity starts needing
+someone (asking, limited, stuck; it rewrites `asks/.wake`) — and every
+`inbox_poll` seconds (default 2) for the rest (failed workers, the budget,
+items that went away) — so a dialog on a worker's screen is notified about
+`settle` after it appears, a new ask at once. It also wakes the
 pulse's sleep when a new ask arrives, so the decider sees it right away.
 Under `looop tick` (no tree) each beat runs one check at its end.
 

@@ -232,6 +232,37 @@ class GhosttyScreen:
                 "lines": lines, "cells": runs, "engine": self.engine,
                 "errors": self.errors, "modes": self.modes()}
 
+    def text(self) -> list[str]:
+        """The rows' text, as in `snapshot`, without styles or runs (the
+        activity tracker reads this at every look): a row of zero cells —
+        unwritten, no style — is blanks without decoding a cell."""
+        lib, it = self._lib, self._it
+        lib.ghostty_render_state_update(self._rs, self._t)
+        lib.ghostty_render_state_get(self._rs, RS_ROW_ITERATOR, C.byref(it))
+        view = _CellsView()
+        p_view = C.byref(view)
+        lines: list[str] = []
+        while lib.ghostty_render_state_row_iterator_next(it):
+            lib.ghostty_render_state_row_get(it, ROW_CELLS_RAW, p_view)
+            if not C.string_at(view.ptr, view.len * 8).strip(b"\0"):
+                lines.append(" " * view.len)
+                continue
+            chars: list[str] = []
+            for x, raw in enumerate(view.ptr[:view.len]):
+                tag = raw & 3
+                if (raw >> 42) & 3 == SPACER_TAIL:
+                    continue
+                if tag == 0:
+                    c = (raw >> 2) & 0x1FFFFF
+                    chars.append(chr(c) if c else " ")
+                elif tag == 1:
+                    self._select(x)
+                    chars.append(self._graphemes())
+                else:
+                    chars.append(" ")
+            lines.append("".join(chars))
+        return lines
+
     def _row(self, raws: list[int]) -> list[tuple[str, tuple]]:
         """One row's (text, style key) per cell, decoded from the packed cells
         (layout checked by _selfcheck at load); the C API only for graphemes,

@@ -91,6 +91,11 @@ class LiveScreen:
     def snapshot(self) -> dict[str, Any]:
         return self.current().snapshot()
 
+    def text(self) -> tuple[list[str], tuple[int, int]]:
+        """(rows' text, cursor) of the current screen: the tracker's look."""
+        s = self.current()
+        return s.text(), s.cursor()
+
     def _feed(self, n: int) -> None:
         if not self.queue:
             return

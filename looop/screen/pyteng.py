@@ -180,6 +180,12 @@ class PyteScreen:
         return {"cols": g.columns, "rows": g.lines, "cursor": {"x": x, "y": y}, "lines": lines,
                 "cells": runs, "engine": self.engine, "errors": self.errors, "modes": self.modes()}
 
+    def text(self) -> list[str]:
+        """The rows' text, as in `snapshot` (no styles: the tracker's read)."""
+        g = self.g
+        cols = range(g.columns)
+        return ["".join(line[x].data for x in cols) for line in (g.buffer[y] for y in range(g.lines))]
+
     # -- dispatch --------------------------------------------------------------
 
     def _dispatch(self, m: re.Match) -> None:

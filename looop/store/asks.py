@@ -10,6 +10,8 @@ An ask is a worker's question to a human (or the decider):
                      while it is not yet delivered.
   asks/done/<id>.json the ask, moved there once its asker printed the answer
                      (delivered). Numbers never repeat: `n` counts both dirs.
+  asks/.wake         empty; rewritten by `wake_watchers` (a worker child whose
+                     activity starts needing someone) to wake inotify on asks/.
 
 States, derived from the files alone: *pending* (no answer), *answered* (an
 answer, not yet delivered), *delivered* (in done/). An asker that gives up
@@ -153,10 +155,10 @@ def pending(d: str, answered: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def answer(d: str, aid: str, text: str, force: bool = False, by: str = "human") -> None:
-    """Record the answer. LooopError, one line, when the ask is missing,
-    delivered, already answered (without `force`) or the answer is not one
-    of its options."""
+def answer(d: str, aid: str, text: str, force: bool = False, by: str = "human") -> dict[str, Any]:
+    """Record the answer; returns the ask it answers. LooopError, one line,
+    when the ask is missing, delivered, already answered (without `force`)
+    or the answer is not one of its options."""
     aid = check_ask_id(aid)
     _text(text, "the answer")
     rec = read(d, aid)
@@ -173,6 +175,22 @@ def answer(d: str, aid: str, text: str, force: bool = False, by: str = "human") 
         write_atomic(_answer_path(d, aid), data)
     elif not create_exclusive(_answer_path(d, aid), data):
         raise LooopError(f"ask {aid} is already answered (--force overwrites)")
+    return rec
+
+
+WAKE = ".wake"  # rewritten to wake whoever watches asks/ (the pulse's inbox watcher)
+
+
+def wake_watchers(d: str) -> None:
+    """Best effort: rewrite asks/.wake so an inotify watcher of asks/ (the
+    pulse's notifier) checks the inbox now — a worker's activity just began
+    needing someone (asking, limited, stuck), which is no ask file. Never
+    read by anyone; `pending` skips dot-files."""
+    try:
+        os.makedirs(asks_dir(d), exist_ok=True)
+        write_atomic(os.path.join(asks_dir(d), WAKE), b"", fsync=False)
+    except OSError:
+        pass  # the poll catches it anyway
 
 
 def deliver(d: str, aid: str) -> None:

@@ -120,6 +120,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 DETECT_ORDER = ("claude", "codex", "pi")
 DEFAULT_SETTLE = 1.5        # seconds of quiet before a screen counts as settled
 DEFAULT_STUCK = 15 * 60.0   # LOOOP_WORKER_STUCK
+DEFAULT_STARTING = 30.0     # LOOOP_WORKER_STARTING (= looop.tree.activity.STARTING_MAX)
 DEFAULTS: dict[str, Any] = {"interval": 60, "session_ttl": 3 * 86400}
 
 # The numeric knobs live in looop.settings (one table for env and config).
@@ -297,6 +298,13 @@ def worker_stuck() -> float:
     from looop import settings
     got = settings.get("LOOOP_WORKER_STUCK")
     return DEFAULT_STUCK if got is None or got <= 0 else float(got)
+
+
+def worker_starting() -> float:
+    """LOOOP_WORKER_STARTING (default 30 s): the longest a silent worker is `starting`."""
+    from looop import settings
+    got = settings.get("LOOOP_WORKER_STARTING")
+    return DEFAULT_STARTING if got is None or got <= 0 else float(got)
 
 
 def runner(cfg: dict[str, Any], name: str | None) -> tuple[str, dict[str, str]]:

@@ -5,7 +5,8 @@ flag, the last agent event) and applies the verdict; nothing here reads a
 clock, a file or a process. SPEC §15.
 
 States (next to the lifecycle state, which is unchanged):
-    starting  launched, its screen has not settled yet
+    starting  launched: no settled screen yet, or nothing drawn yet — for
+              at most `starting` seconds (LOOOP_WORKER_STARTING, 30 s)
     working   producing output, or a working pattern / event
     ready     idle at its prompt, waiting for a brief
     asking    needs a human or the decider (a dialog, a pending ask, a flag)
@@ -23,7 +24,13 @@ Evidence, strongest first (the first source that says something wins):
                working pattern that stays frozen for `stuck` → stuck
     5. timing  output within `settle` → working (starting before the first
                settle); settled → ready, except that a settled screen whose
-               cursor is not after a prompt becomes stuck after `stuck`
+               cursor is not after a prompt becomes stuck after `stuck`.
+               A worker that has printed nothing at all is starting for
+               `starting` seconds (a slow boot is not "ready" at settle),
+               then working: with nothing drawn there is no prompt to be
+               ready at, and the process runs — until it has been quiet
+               since its start for `stuck`, then stuck. (The tracker looks
+               at started + `starting` even when no output ever comes.)
 """
 from __future__ import annotations
 
@@ -36,7 +43,8 @@ STATES = ("starting", "working", "ready", "asking", "limited", "stuck")
 PATTERN_STATES = ("asking", "limited", "working", "ready")  # match order on a settled screen
 EVENT_STATES = ("working", "ready", "asking", "limited", "stuck")  # what `_event` may say
 SOURCES = ("ask", "flag", "event", "screen", "timing")
-STARTING_MAX = 30.0   # a screen that never settles is "working" after this long
+NEEDS_SOMEONE = ("asking", "limited", "stuck")  # inbox items (looop.inbox.ACTIVITY_KINDS)
+STARTING_MAX = 30.0   # LOOOP_WORKER_STARTING: never "starting" for longer than this
 TEXT_MAX = 200        # evidence text is cut here (it goes into titles' neighbours, prompts)
 
 Patterns = Mapping[str, Sequence["re.Pattern[str]"]]
@@ -96,6 +104,7 @@ class Facts:
     note: str | None = None
     event: Event | None = None
     wall: datetime | None = None         # aware local wall clock, for `until`
+    starting: float = STARTING_MAX       # the longest a worker stays "starting"
 
     @property
     def quiet(self) -> float:
@@ -142,7 +151,7 @@ def classify(f: Facts, patterns: Patterns) -> Verdict:
         if ev.state == "working" and f.quiet >= f.stuck:
             return Verdict("stuck", _ev("event", f"working event, then quiet {f.quiet:.0f}s"))
         return Verdict(ev.state, _ev("event", ev.note or f"agent event {ev.state}"))
-    if f.settled and f.lines is not None:
+    if f.settled and f.lines is not None and f.last_output is not None:
         hit = match_screen(f.lines, patterns)
         if hit is not None:
             state, idx, row, text = hit
@@ -163,8 +172,14 @@ def _event_holds(f: Facts) -> bool:
 
 
 def _timing(f: Facts) -> Verdict:
+    if f.last_output is None:  # silent since its start: nothing drawn, no prompt
+        if f.quiet >= f.stuck:  # (a `stuck` shorter than `starting` wins)
+            return Verdict("stuck", _ev("timing", f"no output since its start {f.quiet:.0f}s ago"))
+        if f.now - f.started < f.starting:
+            return Verdict("starting", _ev("timing", "no output yet"))
+        return Verdict("working", _ev("timing", f"no output since its start {f.quiet:.0f}s ago"))
     if not f.settled:
-        if f.last_change is None and f.now - f.started < STARTING_MAX:
+        if f.last_change is None and f.now - f.started < f.starting:
             return Verdict("starting", _ev("timing", "no settled screen yet"))
         ago = f.now - (f.last_output or f.started)
         return Verdict("working", _ev("timing", f"output {ago:.1f}s ago"))

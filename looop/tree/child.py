@@ -95,7 +95,8 @@ class Child(Terminals):
         self.log_error: str | None = None           # the log cannot be written (full disk)
         # what the agent is doing (SPEC §15): workers only, off the output path
         pats = activity.compile_patterns(spec.sid, {k: list(v) for k, v in spec.states})
-        self.tracker = Tracker(pats, spec.settle, spec.stuck) if spec.role == "worker" else None
+        self.tracker = (Tracker(pats, spec.settle, spec.stuck, starting=spec.starting)
+                        if spec.role == "worker" else None)
         self.remote: dict[str, Any] | None = None   # the backend's identity, as last published
 
     # -- setup and teardown -------------------------------------------------
@@ -399,15 +400,17 @@ class Child(Terminals):
             return
         before, v = changed
         self._publish()
-        from looop.store import events
+        from looop.store import asks, events
         events.emit(self.d, "worker_state", id=self.spec.sid, **{"from": before}, to=v.state,
                     evidence=v.evidence, **({"until": v.until} if v.until else {}))
+        if v.state in activity.NEEDS_SOMEONE:
+            asks.wake_watchers(self.d)  # notify_command now, not at the next inbox poll
 
     def _screen_lines(self) -> tuple[list[str], tuple[int, int]]:
         """The settled screen for the classifier: its rows and the cursor."""
-        snap = self._live().snapshot()
+        lines, cursor = self._live().text()  # no styles: ~3× cheaper than a snapshot
         self._answer()
-        return snap["lines"], (snap["cursor"]["x"], snap["cursor"]["y"])
+        return lines, cursor
 
     def _cmd_event(self, req: int, state: str, note: str | None) -> None:
         """`looop _event <id> <state> [note]`: an agent-native event (a hook)."""
@@ -417,6 +420,15 @@ class Child(Terminals):
             raise ValueError(f"unknown state {state!r} (known: {', '.join(activity.EVENT_STATES)})")
         now = time.monotonic()
         self.tracker.set_event(state, note, now)
+        self._look(now)
+        self.reply(req, {"ok": True, "activity": self.tracker.status(now)})
+
+    def _cmd_look(self, req: int) -> None:
+        """A nudge (`ask`, `answer`): classify now, though the worker may
+        print nothing — a new or answered ask is evidence without output."""
+        if self.tracker is None or not self.cmd_alive:
+            raise ValueError(f"session {self.spec.sid} has no live command")
+        now = time.monotonic()
         self._look(now)
         self.reply(req, {"ok": True, "activity": self.tracker.status(now)})
 
@@ -624,6 +636,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "unflag": Child._cmd_unflag,
     "shot": Child._cmd_shot,
     "event": Child._cmd_event,
+    "look": Child._cmd_look,
     "detach": Child._cmd_detach,
     "attach": Child._cmd_attach,
 }

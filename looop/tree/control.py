@@ -9,7 +9,8 @@ Wire format — orjson/JSON lines, one request then one reply per line:
 Ops (each takes "id" unless noted): ping (no id), start (prompt, runner,
 command), input (data: str — `send` and `key` both use it), resize (cols,
 rows), restart, kill, flag (note), unflag, shot, detach, prune (no id),
-notify (status; from the pulse), attach. `attach`
+notify (status; from the pulse), attach, event (state, note), look (classify
+the worker's activity now: see `nudge`). `attach`
 switches the connection to binary frames after its reply (see `frame`), and
 the root hands the socket itself to the worker child (SCM_RIGHTS), so attached
 bytes never pass through the root.
@@ -35,7 +36,7 @@ MAX_LINE = 1 << 20
 # unit test holds the two together). Named here, with the wire format, so
 # `looop help` lists them without importing the root.
 OP_NAMES = ("ping", "start", "input", "resize", "restart", "kill", "flag", "unflag", "shot",
-            "detach", "prune", "attach", "notify", "beat", "event")
+            "detach", "prune", "attach", "notify", "beat", "event", "look")
 _HDR = struct.Struct(">cI")
 
 # Attach frames: 1-byte kind + 4-byte big-endian length + payload.
@@ -160,3 +161,17 @@ class Client(wire.LineClient):
 def call(d: str, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
     with Client(d, timeout) as c:
         return c.call(op, **args)
+
+
+NUDGE_TIMEOUT = 1.0
+
+
+def nudge(d: str, sid: str) -> None:
+    """Best effort: have worker `sid` classify its activity now (a new or
+    answered ask is evidence that comes without output). Never raises and
+    never waits long: with no tree running the connect fails at once, and
+    the ask files stay the truth either way."""
+    try:
+        call(d, "look", timeout=NUDGE_TIMEOUT, id=sid)
+    except (LooopError, OSError, ValueError):
+        pass

@@ -346,5 +346,5 @@ OPS: dict[str, Callable[["ControlServer", Conn, dict[str, Any]], None]] = {
     "kill": ControlServer.op_kill,
     "attach": ControlServer.op_attach,
     "prune": ControlServer.op_prune,
-    **{op: _simple(op) for op in ("unflag", "shot", "detach")},
+    **{op: _simple(op) for op in ("unflag", "shot", "detach", "look")},
 }

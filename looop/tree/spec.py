@@ -32,6 +32,7 @@ class ChildSpec:
     states: tuple[tuple[str, tuple[str, ...]], ...] = ()
     settle: float = 1.5            # seconds of quiet before the screen is read
     stuck: float = 900.0           # LOOOP_WORKER_STUCK
+    starting: float = 30.0         # LOOOP_WORKER_STARTING
 
     def __post_init__(self) -> None:
         if self.role not in ("pulse", "worker"):

@@ -5,8 +5,9 @@ Owned by the child (looop.tree.child), driven from its selector loop:
 parsing); `due()` is the next deadline for the loop's timeout; `evaluate()`
 runs the pure classifier (looop.tree.activity) at most once per burst of
 output and once per `settle` while output flows — the screen is read only
-when it has settled. Between bursts nothing runs except one deadline for
-`stuck`, so an idle worker costs no CPU.
+when it has settled. Between bursts nothing runs except one deadline: the
+end of `starting` (a worker that prints nothing must not stay "starting"),
+then `stuck` — so an idle worker costs no CPU.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ ScreenFn = Callable[[], tuple[Sequence[str], tuple[int, int]]]
 
 
 class Tracker:
-    def __init__(self, patterns: A.Patterns, settle: float, stuck: float, now: float | None = None):
-        self.patterns, self.settle, self.stuck = patterns, settle, stuck
+    def __init__(self, patterns: A.Patterns, settle: float, stuck: float, now: float | None = None,
+                 starting: float = A.STARTING_MAX):
+        self.patterns, self.settle, self.stuck, self.starting = patterns, settle, stuck, starting
         self.started = time.monotonic() if now is None else now
         self.last_output: float | None = None
         self.burst: float | None = None        # first output since the last settled look
@@ -41,7 +43,7 @@ class Tracker:
 
     def restart(self, now: float) -> None:
         """A new command in the same session: start over."""
-        self.__init__(self.patterns, self.settle, self.stuck, now)  # type: ignore[misc]
+        self.__init__(self.patterns, self.settle, self.stuck, now, self.starting)  # type: ignore[misc]
 
     def due(self) -> float | None:
         """The next monotonic time `evaluate` should run, or None."""
@@ -54,7 +56,9 @@ class Tracker:
         if self.verdict.state in ("starting", "working", "ready"):
             base = max(t for t in (self.last_output, self.last_change, self.started) if t is not None)
             at = base + self.stuck
-            return at if self.verdict.state != "stuck" else None
+            if self.verdict.state == "starting":
+                at = min(at, self.started + self.starting)
+            return at
         return None
 
     def set_event(self, state: str, note: str | None, now: float) -> None:
@@ -73,13 +77,15 @@ class Tracker:
             digest = hash((tuple(lines), cursor))
             if digest != self.digest:
                 self.digest = digest
-                self.last_change = self.last_output if self.last_output is not None else now
+                # (nothing printed yet: the blank screen is the one it started with)
+                self.last_change = self.last_output if self.last_output is not None else self.started
             self.burst = None
         self.last_look = now
         f = A.Facts(now=now, started=self.started, last_output=self.last_output,
                     last_change=self.last_change, settle=self.settle, stuck=self.stuck,
                     lines=lines, cursor=cursor, ask=ask if ask is not None else self.ask,
-                    flagged=flagged, note=note, event=self.event, wall=datetime.now().astimezone())
+                    flagged=flagged, note=note, event=self.event, wall=datetime.now().astimezone(),
+                    starting=self.starting)
         v = A.classify(f, self.patterns)
         if (not settled and v.state == "working" and v.evidence.get("source") == "timing"
                 and self.burst is not None and now - self.burst < 2 * self.settle):
@@ -111,7 +117,7 @@ class Tracker:
 def knobs(cfg: dict[str, Any], runner: str | None) -> dict[str, Any]:
     """ChildSpec fields for a worker of `runner`: its `states` (validated:
     LooopError naming runner, state and index), `settle`, and the stuck
-    threshold."""
+    and starting thresholds."""
     from looop.errors import BadInput
     from looop.store import config
     name = runner or ""
@@ -121,7 +127,8 @@ def knobs(cfg: dict[str, Any], runner: str | None) -> dict[str, Any]:
     except A.PatternError as e:
         raise BadInput(str(e)) from None
     return {"states": tuple((k, tuple(v)) for k, v in states.items()),
-            "settle": config.runner_settle(cfg, name), "stuck": config.worker_stuck()}
+            "settle": config.runner_settle(cfg, name), "stuck": config.worker_stuck(),
+            "starting": config.worker_starting()}
 
 
 def pending_ask(d: str, sid: str) -> str | None:

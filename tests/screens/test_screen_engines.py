@@ -189,3 +189,17 @@ def test_shrinking_keeps_the_cursor_on_the_screen(engine):
     x, y = s.cursor()
     assert 0 <= y < 2 and 0 <= x < 10
     assert text(s)[y].startswith("c")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_text_is_the_snapshots_lines(engine):
+    """`text()` (the activity tracker's read: no styles) is exactly the
+    snapshot's lines: wide characters, graphemes, colours, blank rows with
+    and without a background, the alternate screen."""
+    s = make(engine, 20, 6)
+    assert s.text() == s.snapshot()["lines"]
+    s.feed("中文 e\u0301 \x1b[31mred\x1b[0m \x1b[44m   \x1b[0m\r\n".encode())
+    s.feed(b"\x1b[42m\x1b[2K\x1b[0m\r\n\x1b[7mrev\x1b[0m")
+    assert s.text() == s.snapshot()["lines"]
+    s.feed(b"\x1b[?1049h\x1b[H> box")
+    assert s.text() == s.snapshot()["lines"] and s.text()[0].startswith("> box")

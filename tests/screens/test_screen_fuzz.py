@@ -60,6 +60,7 @@ def test_nothing_raises_and_later_text_renders(engine, data, cuts, size, resize)
             s.resize(*resize)
     snap = s.snapshot()  # every part of the interface answers
     assert len(snap["lines"]) == snap["rows"] and len(snap["cells"]) == snap["rows"]
+    assert s.text() == snap["lines"]  # the tracker's cheap read is the same text
     x, y = s.cursor()
     assert 0 <= x < snap["cols"] and 0 <= y < snap["rows"]
     s.modes()
