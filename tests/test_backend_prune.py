@@ -152,3 +152,32 @@ def test_prune_remote_releases_orphans_and_only_this_data_dirs(tmp_path, monkeyp
         assert not marked(a) and not jobs(a)
     finally:
         release_all([a, b], [ta, tb])
+
+
+@pytest.mark.skipif(not SSH_UP, reason="no sshd (run .ci/engines.sh start)")
+def test_the_next_root_sweeps_a_remote_session_recorded_dead(tmp_path, monkeypatch):
+    """A worker child dies (SIGKILL: the root records the session `dead`)
+    while its host side lives on; then the root dies too. The next root's
+    leftovers sweep must reach that host: `dead` says nothing about the
+    engine side, only `exited`/`killed` (confirmed by the child) do."""
+    d = str(tmp_path / "data")
+    configure(d)
+    use_profile(monkeypatch, d)
+    t = nxt = None
+    try:
+        t = Tree(d, new_group=True)
+        child = start("x-farm", "farm")["child_pid"]
+        os.kill(child, signal.SIGSTOP)  # it must not see its command end and record that
+        strand(d)
+        procs = wait_until(lambda: [p for p in marked(d) if alive(p)], 5, "the HUP-proof remote process")
+        os.kill(child, signal.SIGKILL)
+        wait_until(lambda: sessions.read_status(d, "x-farm").get("state") == "dead", 10, "the session recorded dead")
+        assert all(alive(p) for p in procs)  # the engine side outlived its child
+        os.kill(t.pid, signal.SIGKILL)
+        t.proc.wait(5)
+        t.out.close()
+        nxt = Tree(d, new_group=True)
+        wait_gone(procs, 10, "the dead session's remote process, swept by the next root")
+        nxt.stop()
+    finally:
+        release_all([d], [t, nxt])

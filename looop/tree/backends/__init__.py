@@ -124,12 +124,18 @@ def survey(d: str, wheres: list[Placement]) -> dict[tuple[str, str], dict[str, A
     return found
 
 
+# Session states after which an engine side may still run: a dead root left
+# it starting/running, or its child vanished (`dead`: nobody saw the engine
+# side end; `exited`/`killed` are the child's own word that it did).
+UNSETTLED = ("starting", "running", "dead")
+
+
 def placements_left(d: str) -> list[Placement]:
-    """Where the sessions that a dead root left `starting`/`running` ran,
-    if not here: the engines the next root must sweep (none: no round trip)."""
+    """Where the sessions whose engine side may outlive them ran, if not
+    here: the engines the next root must sweep (none: no round trip)."""
     from looop.store import sessions
     return placements(d, [sid for sid in sessions.list_ids(d)
-                          if sessions.read_status(d, sid).get("state") in ("starting", "running")])
+                          if sessions.read_status(d, sid).get("state") in UNSETTLED])
 
 
 def placements(d: str, sids: list[str]) -> list[Placement]:
