@@ -90,16 +90,19 @@ class Link:
             return True
         return False
 
-    def sleep(self, secs: float) -> None:
+    def sleep(self, secs: float, wake: int | None = None) -> None:
         """Wait up to `secs`, returning as soon as an event line arrived
-        (they are then in `events`)."""
+        (they are then in `events`) or `wake` (an fd) is readable."""
         import selectors
         if self.broken or self.events:
             return
         sel = selectors.DefaultSelector()
         try:
             sel.register(self.sock, selectors.EVENT_READ)
-            if not sel.select(max(0.0, secs)):
+            if wake is not None:
+                sel.register(wake, selectors.EVENT_READ)
+            ready = [k.fileobj for k, _ in sel.select(max(0.0, secs))]
+            if self.sock not in ready:
                 return
             self.sock.settimeout(1.0)
             self._recv()
