@@ -129,13 +129,14 @@ def guarded(rows: Rows, figure: str, n: int | None, peer: Peer, what: str,
         peer.reg.notes += [f"after {figure} {peer.name}: {x}" for x in sweep(peer.reg.tag, peer.reg.tmp)]
 
 
-def guarded_block(rows: Rows, figure: str, n: int | None, peer: Peer, fn: Callable[[], None]) -> None:
+def guarded_block(rows: Rows, figure: str, n: int | None, peer: Peer, fn: Callable[[], None],
+                  what: str = "(all)") -> None:
     try:
         fn()
     except FigureFailed as e:
-        rows.append(row(figure, n, peer.name, "(all)", failed=str(e)))
+        rows.append(row(figure, n, peer.name, what, failed=str(e)))
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, AssertionError) as e:
-        rows.append(row(figure, n, peer.name, "(all)", failed=f"{type(e).__name__}: {e}"))
+        rows.append(row(figure, n, peer.name, what, failed=f"{type(e).__name__}: {e}"))
     finally:
         peer.teardown()
         peer.reg.notes += [f"after {figure} {peer.name}: {x}" for x in sweep(peer.reg.tag, peer.reg.tmp)]
@@ -260,3 +261,184 @@ def start_floor(n: int, argv: list[str], pty: bool, env: dict[str, str], reps: i
             for m in fds:
                 os.close(m)
     return out
+
+
+# -- idle cost (looop only) ---------------------------------------------------
+
+def cpu_wakes(pid: int) -> tuple[int, int]:
+    """(ns on CPU, times scheduled in) summed over the process's threads,
+    from /proc/<pid>/task/*/schedstat (ns precise, unlike the 10 ms ticks of
+    /proc/<pid>/stat); (0, 0) once it is gone."""
+    ns = runs = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0, 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                v = f.read().split()
+            ns, runs = ns + int(v[0]), runs + int(v[2])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ns, runs
+
+
+def tree_parts(lp: Any) -> dict[str, list[int]]:
+    """looop's own processes by part: the root, its worker children, the
+    pulse child, the pulse's command and whatever that runs (not the
+    workers' commands: they are the user's programs)."""
+    from procs import children, cmdline, descendants
+    root = lp.proc.pid
+    parts: dict[str, list[int]] = {"root": [root], "worker children": [], "pulse child": [],
+                                   "pulse command": []}
+    for c in children(root):
+        cl = cmdline(c)
+        if cl.startswith("looop: pulse"):
+            parts["pulse child"].append(c)
+            parts["pulse command"] += descendants(c)
+        elif cl.startswith("looop: worker"):
+            parts["worker children"].append(c)
+    return parts
+
+
+IDLE_SETTLE = 5.0  # after the last start: first settles, the pulse's first beat, into its sleep
+
+
+def idle_cost(lp: Any, n: int, seconds: float, rows: Rows) -> None:
+    """N idle workers (`exec sleep`) and the pulse asleep (interval 1 h):
+    CPU of looop's processes over `seconds`, as % of one core, and how often
+    they were scheduled in (wakes/s). Target: ≤ 0.1 % of one core at N=200
+    for the root and its children (no polling: every wake has a reason)."""
+    lp.boot(n, "sleep")
+    lp.start_all()
+    time.sleep(IDLE_SETTLE)
+    parts = tree_parts(lp)
+    before = {p: cpu_wakes(p) for ps in parts.values() for p in ps}
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    dt = time.perf_counter() - t0
+    after = {p: cpu_wakes(p) for p in before}
+    gone = [p for p in before if after[p] == (0, 0)]
+    if gone:
+        raise FigureFailed(f"{len(gone)} of looop's processes ended during the idle window")
+    total = {"cpu": 0.0, "wakes": 0.0}
+    for part in ("root", "worker children", "pulse child", "pulse command"):
+        cpu = sum(after[p][0] - before[p][0] for p in parts[part]) / 1e9
+        wakes = sum(after[p][1] - before[p][1] for p in parts[part])
+        if part != "pulse command":
+            total["cpu"] += cpu
+            total["wakes"] += wakes
+        rows.append(row("idle", n, "looop", f"{part} ({len(parts[part])}): CPU, % of one core",
+                        [100 * cpu / dt], unit="%", wakes_per_s=round(wakes / dt, 2), window_s=round(dt, 1)))
+    rows.append(row("idle", n, "looop", "root + pulse child + worker children: CPU, % of one core",
+                    [100 * total["cpu"] / dt], unit="%", wakes_per_s=round(total["wakes"] / dt, 2),
+                    window_s=round(dt, 1)))
+    lp.teardown()
+
+
+# -- send round trip ------------------------------------------------------------
+
+# The program in the PTY: raw mode (each byte is readable at once, and echoed,
+# so `looop send` sees its paste on the screen), every byte on to a FIFO.
+SEND_CLI = "the tool's CLI sends `x` → first byte read by the program on the PTY"
+ECHO_TO = "stty raw; exec dd bs=1 of={fifo} status=none"
+
+
+def _fifo(tmp: str, name: str) -> tuple[str, int]:
+    path = os.path.join(tmp, name)
+    if os.path.exists(path):
+        os.unlink(path)
+    os.mkfifo(path)
+    return path, os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a reader first: dd's open won't block
+
+
+def _first_byte(fd: int, t0: float, timeout: float = 10.0) -> float:
+    """Seconds from t0 until `fd` is readable; FigureFailed after timeout."""
+    import select
+    r, _, _ = select.select([fd], [], [], timeout)
+    if not r:
+        raise FigureFailed(f"no byte reached the program within {timeout:g}s")
+    return time.perf_counter() - t0
+
+
+def _drain(fd: int, settle: float = 0.05) -> None:
+    """Read what is there, until nothing more comes for `settle` s."""
+    import select
+    while select.select([fd], [], [], settle)[0]:
+        try:
+            if not os.read(fd, 1 << 16):
+                return
+        except BlockingIOError:
+            return
+
+
+def send_rtt(lp: Any, tmux: Any, reps: int, rows: Rows) -> None:
+    """Text sent → its first byte readable by the program on the PTY (it
+    reads in raw mode and copies every byte to a FIFO the bench watches).
+    looop: `looop send -n` (the whole CLI process) and one `input` op on an
+    open control socket (the tree alone); tmux: `tmux send-keys -l`;
+    interleaved rep by rep, with the `python -c pass` floor."""
+    import socket
+    import json as _json
+    from procs import comm, wait_until as _wait
+    lfifo, lfd = _fifo(lp.tmp, "send-looop.fifo")
+    fds = [lfd]
+    try:
+        lp.boot(0)
+        pids = lp.start_ids(["rt"], ECHO_TO.format(fifo=lfifo))
+        _wait(lambda: comm(pids["rt"]) == "dd", 10, "dd in the worker's PTY")
+        time.sleep(0.3)
+        _drain(lfd)
+        tsend = None
+        if tmux is not None:
+            tfifo, tfd = _fifo(lp.tmp, "send-tmux.fifo")
+            fds.append(tfd)
+            tmux._serve()
+            tmux.t("new-window", "-d", "-t", "base", "-n", "rt", ECHO_TO.format(fifo=tfifo))
+            _wait(lambda: [p for p in __import__("procs").descendants(tmux.server) if comm(p) == "dd"], 10,
+                  "dd in the tmux pane")
+            time.sleep(0.3)
+            _drain(tfd)
+            tsend = [tmux.bin, "-L", tmux.sock, "send-keys", "-t", "base:rt", "-l", "x"]
+        env = lp.env()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(os.path.join(lp.d, ".looop.sock"))
+        got: dict[str, list[float]] = {"cli": [], "op": [], "tmux": [], "floor": []}
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            p = subprocess.Popen([lp.bin, "send", "-n", "rt", "x"], env=env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            got["cli"].append(_first_byte(lfd, t0))
+            _, err = p.communicate(timeout=30)
+            if p.returncode != 0:
+                raise FigureFailed(f"looop send exited {p.returncode}: {err.decode(errors='replace')[-200:]}")
+            _drain(lfd)
+            t0 = time.perf_counter()
+            sock.sendall(_json.dumps({"op": "input", "id": "rt", "data": "x"}).encode() + b"\n")
+            got["op"].append(_first_byte(lfd, t0))
+            line = b""
+            while not line.endswith(b"\n"):
+                line += sock.recv(4096)
+            _drain(lfd)
+            if tsend is not None:
+                t0 = time.perf_counter()
+                p = subprocess.Popen(tsend, env=tmux.reg.env(), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                got["tmux"].append(_first_byte(fds[1], t0))
+                p.wait(30)
+                _drain(fds[1])
+            got["floor"].append(timed([lp.py, "-c", "pass"], lp.reg.env())[0])
+        sock.close()
+        rows.append(row("send", 1, "looop", SEND_CLI, got["cli"], cmd="looop send -n"))
+        rows.append(row("send", 1, "looop", "control socket `input` op → first byte (no CLI)", got["op"]))
+        if tsend is not None:
+            rows.append(row("send", 1, "tmux", SEND_CLI, got["tmux"], cmd="tmux send-keys -l"))
+        rows.append(row("send", 1, "floor", "`python -c pass` (looop's interpreter)", got["floor"]))
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if tmux is not None:
+            tmux.teardown()
+        lp.teardown()

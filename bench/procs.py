@@ -119,8 +119,9 @@ class Registry:
     """Everything the bench started, stopped in reverse order at the end of
     each figure (and again, to be sure, at the end of the run)."""
 
-    def __init__(self, tag: str, tmp: str):
+    def __init__(self, tag: str, tmp: str, nofile: int | None = None):
         self.tag, self.tmp = tag, tmp
+        self.nofile = nofile  # RLIMIT_NOFILE for every daemon started (a box that cannot hold N)
         self.home = os.path.join(tmp, "home")
         os.makedirs(self.home, exist_ok=True)
         self.popens: list[subprocess.Popen] = []
@@ -137,9 +138,17 @@ class Registry:
         return e
 
     def popen(self, argv: Sequence[str], **kw: Any) -> subprocess.Popen:
+        if self.nofile:
+            kw.setdefault("preexec_fn", self.limit)
         p = subprocess.Popen(list(argv), **kw)
         self.popens.append(p)
         return p
+
+    def limit(self) -> None:
+        """preexec: the lowered limits of --limit-nofile."""
+        import resource
+        if self.nofile:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def on_teardown(self, what: str, fn: Callable[[], None]) -> None:
         self.cleanups.append((what, fn))

@@ -71,7 +71,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="reps per figure (default 5; --quick 1)")
     p.add_argument("--out", default=None, help="results dir (default bench/results/<utc stamp>)")
     p.add_argument("--only", default=None,
-                   help="comma list of figures: list,start,cold,stop,memory,restart,capture,pulse,issue2")
+                   help="comma list of figures: list,start,cold,stop,memory,restart,capture,pulse,"
+                        "issue2,idle,send")
+    p.add_argument("--n", type=int, default=None,
+                   help="the largest N (default 200; --quick 2): figures at 1, 10, 50 and N")
+    p.add_argument("--idle-s", type=float, default=None, help="idle-cost window (default 60 s; --quick 2)")
+    p.add_argument("--send-reps", type=int, default=None, help="send round trips per tool (default 50)")
+    p.add_argument("--limit-nofile", type=int, default=None,
+                   help="RLIMIT_NOFILE of every daemon the bench starts (to try a box that cannot "
+                        "hold N; RLIMIT_NPROC is not enforced for root)")
     p.add_argument("--grace", type=float, default=2.0, help="shutdown grace for every tool (s)")
     p.add_argument("--render", metavar="RESULTS_JSON", help="only re-render a results.json as markdown")
     a = p.parse_args(argv)
@@ -82,11 +90,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if bad:
         p.error(f"unknown peer(s): {', '.join(bad)}")
     a.reps = a.reps or (1 if a.quick else 5)
-    a.ns = (1, 2) if a.quick else (1, 10, 50)
-    a.stop_n = 2 if a.quick else 50
+    if a.n is not None and a.n < 1:
+        p.error("--n must be ≥ 1")
+    top = a.n or (2 if a.quick else 200)
+    a.ns = tuple(sorted({1, top} if a.quick else {1, 10, min(50, top), top}))
+    a.stop_ns = tuple(sorted({top} if a.quick else {min(50, top), top}))
+    a.idle_ns = a.stop_ns
+    a.idle_s = a.idle_s or (2.0 if a.quick else 60.0)
+    a.send_reps = a.send_reps or (3 if a.quick else 50)
     a.size = (2 << 20) if a.quick else 200_000_000
     a.stream_reps = 1 if a.quick else min(3, a.reps)
-    a.figs = set((a.only or "list,start,cold,stop,memory,restart,capture,pulse,issue2").split(","))
+    a.figs = set((a.only or "list,start,cold,stop,memory,restart,capture,pulse,issue2,idle,send").split(","))
     return a
 
 
@@ -104,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     tmp = tempfile.mkdtemp(prefix="looop-bench-")
     out = a.out or os.path.join(HERE, "results", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     os.makedirs(out, exist_ok=True)
-    reg = Registry(tag, tmp)
+    reg = Registry(tag, tmp, nofile=a.limit_nofile)
     res: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "command": " ".join([os.path.basename(sys.executable), "bench/run.py",
                                                 *(sys.argv[1:] if argv is None else argv)]),
                            "quick": a.quick, "reps": a.reps, "stream_reps": a.stream_reps,
                            "stream_bytes": a.size, "ns": list(a.ns), "grace_s": a.grace,
+                           "stop_ns": list(a.stop_ns), "idle_s": a.idle_s, "limit_nofile": a.limit_nofile,
                            "machine": machine(), "peers": {}, "rows": [], "interrupted": False,
                            "teardown_notes": [], "leftovers": [], "tmp_dir": tmp}
     t_start = time.monotonic()
@@ -211,7 +226,8 @@ def fig_fleet(c: Ctx) -> None:
             log(f"{p.name}: start/list/memory at N={n}")
             before = len(c.rows)
             F.guarded_block(c.rows, "start", n, p, lambda: F.fleet(
-                p, n, c.a.reps, c.rows, c.a.reps, c.lp.floors() if p is c.lp else None))
+                p, n, c.a.reps, c.rows, c.a.reps, c.lp.floors() if p is c.lp else None),
+                what="request → N running")
             for r in c.rows[before:]:
                 if r["figure"] == "memory" and r["what"] == "raw":
                     mem[n] = r["extra"]["mem"]
@@ -226,10 +242,23 @@ def fig_cold(c: Ctx) -> None:
 
 
 def fig_stop(c: Ctx) -> None:
-    for p in c.having("stop"):
-        for prog, what in (("sleep", "cooperative"), ("ignore", f"ignore SIGTERM (grace {c.a.grace:g} s)")):
-            log(f"{p.name}: stop all at N={c.a.stop_n}, {prog}")
-            F.guarded(c.rows, "stop", c.a.stop_n, p, what, lambda: F.stop_all(p, c.a.stop_n, prog, c.a.reps))
+    for n in c.a.stop_ns:
+        for p in c.having("stop"):
+            for prog, what in (("sleep", "cooperative"), ("ignore", f"ignore SIGTERM (grace {c.a.grace:g} s)")):
+                log(f"{p.name}: stop all at N={n}, {prog}")
+                F.guarded(c.rows, "stop", n, p, what, lambda: F.stop_all(p, n, prog, c.a.reps))
+
+
+def fig_idle(c: Ctx) -> None:
+    for n in c.a.idle_ns:
+        log(f"looop: idle cost at N={n} over {c.a.idle_s:g} s")
+        F.guarded_block(c.rows, "idle", n, c.lp, lambda: F.idle_cost(c.lp, n, c.a.idle_s, c.rows))
+
+
+def fig_send(c: Ctx) -> None:
+    tmux = next((p for p in c.peers if p.name == "tmux"), None)
+    log(f"send round trip, {c.a.send_reps} reps" + (" (looop, tmux interleaved)" if tmux else ""))
+    F.guarded_block(c.rows, "send", 1, c.lp, lambda: F.send_rtt(c.lp, tmux, c.a.send_reps, c.rows))
 
 
 def fig_restart(c: Ctx) -> None:
@@ -270,6 +299,8 @@ FIGURES: list[tuple[set[str], Callable[[Ctx], None]]] = [
     ({"capture"}, fig_capture),
     ({"pulse"}, fig_pulse),
     ({"issue2"}, fig_issue2),
+    ({"idle"}, fig_idle),
+    ({"send"}, fig_send),
 ]
 
 

@@ -16,6 +16,10 @@ def fmt_time(s: float) -> str:
     return f"{s * 1000:.0f} ms" if s < 10 else f"{s:.1f} s"
 
 
+def fmt_pct(p: float) -> str:
+    return f"{p:.3f} %"
+
+
 def fmt_bytes(b: float) -> str:
     if abs(b) >= 1 << 20:
         return f"{b / (1 << 20):.2f} MiB"
@@ -26,7 +30,7 @@ def fmt(summ: dict[str, Any] | None, unit: str = "s") -> str:
     """`median [min–max]` in ms/s or KiB/MiB."""
     if not summ:
         return "—"
-    f = fmt_time if unit == "s" else fmt_bytes
+    f = fmt_time if unit == "s" else fmt_pct if unit == "%" else fmt_bytes
     if summ["n"] == 1 or summ["min"] == summ["max"]:
         return f(summ["median"])
     lo, hi = f(summ["min"]), f(summ["max"])

@@ -56,7 +56,7 @@ def one_rep(src: str, n: int, tmp: str, prof: str = "") -> dict[str, float]:
     home = tempfile.mkdtemp(dir=tmp, prefix="home")
     env = dict(os.environ, HOME=home, PYTHONPATH=os.path.abspath(src), LOOOP_DATA_DIR=d,
                LOOOP_SHUTDOWN_GRACE="2", LOOOP_INTERVAL="3600", LOOOP_LOG_MAX_BYTES="0",
-               LOOOP_TMUX_SURFACE="0", NO_COLOR="1")
+               LOOOP_TMUX_SURFACE="0", LOOOP_MAX_WORKERS="0", NO_COLOR="1")
     pre = ["-m", "cProfile", "-o", prof] if prof else []
     root = subprocess.Popen([sys.executable, *pre, "-m", "looop"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home,
@@ -142,7 +142,7 @@ def capture_rep(src: str, mb: int, tmp: str) -> dict[str, float]:
     home = tempfile.mkdtemp(dir=tmp, prefix="home")
     env = dict(os.environ, HOME=home, PYTHONPATH=os.path.abspath(src), LOOOP_DATA_DIR=d,
                LOOOP_SHUTDOWN_GRACE="2", LOOOP_INTERVAL="3600", LOOOP_LOG_MAX_BYTES="0",
-               LOOOP_TMUX_SURFACE="0", NO_COLOR="1")
+               LOOOP_TMUX_SURFACE="0", LOOOP_MAX_WORKERS="0", NO_COLOR="1")
     root = subprocess.Popen([sys.executable, "-m", "looop"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home,
                             start_new_session=True)

@@ -61,3 +61,28 @@ def test_quick_bench_shape_and_no_leftovers(tmp_path: Path) -> None:
     assert "| figure | N | what | looop |" in md
     assert res["tmp_dir"] and not os.path.exists(res["tmp_dir"])
     assert tagged(tag, res["tmp_dir"]) == []
+
+
+def test_bench_reports_a_tree_the_box_cannot_hold_and_goes_on(tmp_path: Path) -> None:
+    """Bad input (`--n` past what the box holds): the first failure is a
+    failed figure with its reason, nothing is left running, the run goes on.
+    Cheaply: the daemons get RLIMIT_NOFILE 64 (≈ 12 workers of a root)."""
+    tag = f"smoke-{uuid.uuid4().hex[:8]}"
+    out = tmp_path / "out"
+    env = dict(os.environ, LOOOP_BENCH_TAG=tag)
+    env.pop("LOOOP_DATA_DIR", None)
+    r = subprocess.run([sys.executable, str(BENCH), "--quick", "--only", "start,stop", "--n", "40",
+                        "--limit-nofile", "64", "--out", str(out)], env=env,
+                       capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["ns"] == [1, 40] and res["limit_nofile"] == 64
+    looop = [row for row in res["rows"] if row["peer"] == "looop"]
+    big = [row for row in looop if row["n"] == 40 and row["figure"] in ("start", "stop")]
+    assert big and all(row["failed"] for row in big), big
+    assert all("Too many open files" in row["failed"] for row in big), big
+    # it went on: N=1 was measured before, and the stop figures ran after
+    assert any(row["figure"] == "start" and row["n"] == 1 and row["stats"] for row in looop)
+    assert {row["figure"] for row in big} == {"start", "stop"}
+    assert res["leftovers"] == [] and tagged(tag, res["tmp_dir"]) == []
+    assert "Too many open files" in (out / "RESULTS.md").read_text()

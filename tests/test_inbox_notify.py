@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from conftest import Tree, alive, run, wait_gone, wait_until
 from fakes import isolated_home, setup_fake
@@ -192,5 +193,32 @@ def test_a_hanging_and_a_flooding_notifier_through_the_live_pulse(data_dir, tmp_
         for aid, text in (("h1-1", "ok"), ("h2-1", "fine")):
             assert run("answer", aid, text, check=True).stdout == f"answered {aid}\n"
         assert t.pulse_running()
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
+
+
+def _runs(pid: int) -> int:
+    """Times the process's main thread was scheduled in (/proc schedstat)."""
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+        return int(f.read().split()[2])
+
+
+def test_a_sleeping_pulse_does_not_poll(data_dir, tmp_path):
+    """Idle cost (issue 15): between beats the pulse's main thread waits on
+    its link and the notifier's wake pipe, never on a 1 s timer: 4 s of
+    sleep, at most one wake (it was one a second)."""
+    import psutil
+    fake = setup_fake(data_dir, str(tmp_path / "ctl"))
+    t = Tree(data_dir)  # LOOOP_INTERVAL=3600
+    try:
+        wait_until(lambda: len(fake.calls()) == 1 and "next beat in" in t.output(), 30, "the first beat")
+        child = next(c for c in psutil.Process(t.pid).children()
+                     if " ".join(c.cmdline()).startswith("looop: pulse"))
+        cmd = child.children()[0].pid
+        time.sleep(0.5)
+        before = _runs(cmd)
+        time.sleep(4)
+        assert _runs(cmd) - before <= 1
+        assert len(fake.calls()) == 1
     finally:
         assert t.stop(signal.SIGTERM) == 0

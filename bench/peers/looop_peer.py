@@ -73,6 +73,7 @@ class Looop(Peer):
         return self.reg.env({"LOOOP_DATA_DIR": self.d, "LOOOP_SHUTDOWN_GRACE": f"{self.grace:g}",
                              "LOOOP_INTERVAL": "3600", "LOOOP_LOG_MAX_BYTES": "0",
                              "LOOOP_RESTART_MAX": "100000", "LOOOP_TMUX_SURFACE": "0",
+                             "LOOOP_MAX_WORKERS": "0",
                              "NO_COLOR": "1", **(extra or {})})
 
     # -- the tree -----------------------------------------------------------
@@ -150,8 +151,9 @@ class Looop(Peer):
         replies = self._requests([{"op": "start", "id": i, "prompt": script,
                                    "command": "bash {{prompt_file}}"} for i in ids])
         bad = [r for r in replies if not r.get("ok")]
-        if bad:
-            raise FigureFailed(f"start refused: {bad[0].get('error')}")
+        if bad:  # (replies come as each start ends: a refusal comes first)
+            raise FigureFailed(f"{len(bad)} of {len(ids)} starts refused ({len(ids) - len(bad)} "
+                               f"started); first: {bad[0].get('error')}")
         return {r["id"]: r["pid"] for r in replies}
 
     def start_all(self) -> float:

@@ -78,14 +78,16 @@ class Link(wire.LineClient):
             return True
         return False
 
-    def sleep(self, secs: float) -> None:
+    def sleep(self, secs: float, wake: int | None = None) -> None:
         """Wait up to `secs`, returning as soon as an event line arrived
-        (they are then in `events`) or a stop was asked (`stop.Shutdown`)."""
+        (they are then in `events`), `wake` (an fd) is readable, or a stop
+        was asked (`stop.Shutdown`)."""
         from looop.pulse import stop
         if self.broken or self.events:
             return
         try:
-            if not stop.wait([self.sock.fileno()], secs):
+            fds = [self.sock.fileno()] + ([wake] if wake is not None else [])
+            if self.sock.fileno() not in stop.wait(fds, secs):
                 return
             self.sock.settimeout(1.0)
             self.fill()

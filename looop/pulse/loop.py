@@ -285,8 +285,13 @@ def _sleep(d: str, link: Any, secs: float, out: Any, failures: int, before: tupl
         if _WATCHER is not None and _WATCHER.woke.is_set() and not failures:
             _WATCHER.woke.clear()  # a new ask: the decider sees it now
             return failures
-        step = min(left, POLL) if before is not None or _WATCHER is not None else left
-        link.sleep(step) if link is not None else stop.wait([], step)
+        wake = [_WATCHER.wake_fd] if _WATCHER is not None else []
+        if link is None:  # `looop tick`-style runs: the watcher's pipe still ends the wait
+            stop.wait(wake, min(left, POLL) if before is not None else left)
+        else:  # the watcher's new ask ends the sleep through its pipe (no 1 s poll)
+            link.sleep(min(left, POLL) if before is not None else left, wake=wake[0] if wake else None)
+        if _WATCHER is not None:
+            _WATCHER.drain()
         if before is not None and policy_signature(d) != before:
             out.line("info", "cadence.cut", "PLAYBOOK or goals edited — backoff cut, beating now")
             return 0

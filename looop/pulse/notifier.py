@@ -202,6 +202,10 @@ class Watcher:
     def __init__(self, d: str, out: Any, env: Mapping[str, str]):
         self.d, self.out, self.env = d, out, dict(env)
         self.woke = threading.Event()
+        # ...and a byte on this pipe then, so the pulse's sleep can wait on it
+        # (select) instead of checking `woke` every second: no polling
+        self.wake_fd, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         self.stop = threading.Event()
         self.spawned: set[int] = set()
         self.count = 0
@@ -222,7 +226,7 @@ class Watcher:
             if not (isinstance(cmd, str) and cmd.strip()):
                 ids = {rec["id"] for rec in asks.pending(self.d)}
                 if ids - self._asks:
-                    self.woke.set()
+                    self._wake()
                 self._asks = ids
                 return []
             from looop.inbox import collect
@@ -231,13 +235,29 @@ class Watcher:
             seen = load_seen(self.d)
             fresh = new_items(items, seen)
             if any(it["kind"] == "ask" for it in fresh):
-                self.woke.set()
+                self._wake()
             for it in fresh:
                 self._notify(cmd, it, float(settings.get("notify_timeout", cfg)))
             now = {key(it) for it in items}
             if now != seen:
                 save_seen(self.d, now)
             return fresh
+
+    def _wake(self) -> None:
+        self.woke.set()
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass  # full (the pulse has not slept since): it is awake anyway
+
+    def drain(self) -> None:
+        """The pulse saw the wake: empty the pipe (it reads `woke` itself)."""
+        os.set_blocking(self.wake_fd, False)
+        try:
+            while os.read(self.wake_fd, 4096):
+                pass
+        except OSError:
+            pass
 
     def poll(self) -> float:
         """Seconds to the next check: inbox_poll with a notify_command, else

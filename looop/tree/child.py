@@ -153,7 +153,9 @@ class Child(Terminals):
         """Last resort on any exit path: nothing of ours may survive."""
         if self.cmd is not None:
             self.cmd.signal(backends.Stop.KILL)
-        else:
+        # the last resort: every descendant, whatever the backend saw; none
+        # left iff we have no child (a subreaper), which is one small read
+        if ptycmd.direct_children() != []:
             ptycmd.sweep(signal.SIGKILL)
         self._reap_all(wait=0.5)
 
