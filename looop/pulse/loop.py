@@ -71,6 +71,14 @@ def _spared() -> set[int]:
     return set(_WATCHER.spawned) if _WATCHER is not None else set()
 
 
+def sweep_leftovers() -> list[int]:
+    """Kill what the beat left running (the pulse is a subreaper), sparing
+    the notifier's commands."""
+    from looop.pulse import notifier, runner
+    with notifier.SPAWNING:  # no notifier command half-started (not yet spared) meanwhile
+        return runner.sweep_children(keep=_spared())
+
+
 def one_beat(d: str, out: Any, link: Any = None, dry_run: bool = False, read_only: bool = False) -> Any:
     """Load the config and run one beat. A config that does not parse is a
     failed beat (named in the line), not a crash."""
@@ -207,7 +215,7 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
             out.line("error", "tick.failed", f"beat crashed: {e!r}")
             outcome = Outcome("failed", f"beat crashed: {e!r}")
     finally:
-        runner.sweep_children(keep=_spared())
+        sweep_leftovers()
     failures = failures + 1 if outcome.failed else 0
     try:
         cfg = config.load(d)

@@ -81,17 +81,24 @@ class Result:
     secs: float
 
 
+# Held from the fork of a notification command until its pid is in
+# `spawned`, and by the pulse's sweep of its children (loop.sweep_leftovers):
+# a command forked but not yet spared was otherwise killed as a leftover.
+SPAWNING = threading.Lock()
+
+
 def run(cmd: str, item: dict[str, Any], *, cwd: str, env: Mapping[str, str], timeout: float,
         spawned: set[int] | None = None) -> Result:
     """Run one notification. Blocks at most `timeout` + ~1 s. Never raises for
     the command's sake (OSError only if bash itself cannot start)."""
     t0 = time.monotonic()
     env = {**env, "LOOOP_NOTIFY_TEXT": notify_text(item)}
-    proc = subprocess.Popen(["bash", "-lc", cmd], cwd=cwd, env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, close_fds=True, restore_signals=True)
-    if spawned is not None:
-        spawned.add(proc.pid)
+    with SPAWNING:
+        proc = subprocess.Popen(["bash", "-lc", cmd], cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, restore_signals=True)
+        if spawned is not None:
+            spawned.add(proc.pid)
     deadline = t0 + timeout
     kept = b""
     try:
