@@ -1,0 +1,33 @@
+"""Fresh-eyes QA, session 3: defects a new user hit following the README,
+each reproduced with real processes before its fix."""
+from __future__ import annotations
+
+import signal
+
+from conftest import Tree, wait_until
+from fakes import isolated_home
+from test_rules_runner import env, journal, row, rules_dir
+
+assert isolated_home  # autouse fixture, imported so pytest finds it
+
+
+def test_a_goal_with_bad_frontmatter_is_skipped_out_loud_and_does_not_block_the_others(data_dir):
+    # Reproduction: goals/badfm.md with `restart: bogus` (sorted first) made
+    # every beat fail ("decision failed: start_worker: bad restart type"),
+    # so goals/uptime.md never started; `every: 10x` was silently a one-shot.
+    d = data_dir
+    rules_dir(d, {"a-restart": "---\nrun: echo hi\nrestart: bogus\n---\n",
+                  "b-every": "---\nrun: echo hi\nevery: 10x\n---\n",
+                  "c-max": "---\nrun: echo hi\nrestart: transient\nmax_restarts: 0/1m\n---\n",
+                  "uptime": "---\nrun: echo up; sleep 100\n---\n"})
+    t = Tree(d, env=env("5"))
+    try:
+        wait_until(lambda: (x := row("uptime")) and x["alive"], 60, "uptime to start despite bad goals")
+        j = journal(d)
+        assert "goals/a-restart.md: bad restart type 'bogus'" in j, j
+        assert "goals/b-every.md: bad every '10x'" in j, j
+        assert "goals/c-max.md: bad max restarts '0/1m'" in j, j
+        for gid in ("a-restart", "b-every", "c-max"):
+            assert row(gid) is None, gid  # nothing started for a goal it cannot read
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
