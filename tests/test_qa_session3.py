@@ -31,3 +31,11 @@ def test_a_goal_with_bad_frontmatter_is_skipped_out_loud_and_does_not_block_the_
             assert row(gid) is None, gid  # nothing started for a goal it cannot read
     finally:
         assert t.stop(signal.SIGTERM) == 0
+
+
+def test_the_cadence_line_says_a_due_wait_in_human_seconds():
+    # Reproduction: a schedule due in 38.86 s printed
+    # "next beat in 38.8603s (due)" in the pulse's stream.
+    from looop.pulse import loop
+    assert [loop.say_secs(s) for s in (38.8603, 60, 0.25, 4.96, 9.99, 900.0, 2.0)] == \
+        ["39s", "60s", "0.2s", "5s", "10s", "900s", "2s"]
