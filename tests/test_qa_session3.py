@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from conftest import Tree, wait_until
+from conftest import Tree, ls, run, wait_until
 from fakes import isolated_home
 from test_rules_runner import env, journal, row, rules_dir
 
@@ -39,3 +39,17 @@ def test_the_cadence_line_says_a_due_wait_in_human_seconds():
     from looop.pulse import loop
     assert [loop.say_secs(s) for s in (38.8603, 60, 0.25, 4.96, 9.99, 900.0, 2.0)] == \
         ["39s", "60s", "0.2s", "5s", "10s", "900s", "2s"]
+
+
+def test_max_restarts_without_a_restarting_type_is_refused_not_ignored(tree):
+    # Reproduction: `start-session r1 'exit 3' rules --max-restarts 3/10m`
+    # said "started r1" and the worker, temporary, was never restarted.
+    for extra in ((), ("--restart", "temporary")):
+        r = run("start-session", "r1", "exit 3", "rules", "--max-restarts", "3/10m", *extra)
+        assert r.returncode == 1, r
+        assert r.stderr.strip() == ("looop start-session: --max-restarts needs --restart transient "
+                                    "or permanent (a temporary worker is never restarted)"), r.stderr
+        assert r.stdout == ""
+    assert [x["id"] for x in ls() if x["role"] == "worker"] == []
+    r = run("start-session", "r2", "sleep 100", "rules", "--restart", "transient", "--max-restarts", "3/10m")
+    assert r.returncode == 0, r.stderr

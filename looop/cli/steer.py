@@ -281,7 +281,8 @@ def cmd_start_session(argv: list[str]) -> int:
                    help="temporary (default: never restarted) | transient (restarted after a "
                         "non-zero exit or a signal) | permanent (always, unless killed)")
     p.add_argument("--max-restarts", metavar="N/WINDOW",
-                   help="restart intensity (default 3/10m): past it the worker is `failed`")
+                   help="restart intensity with --restart transient|permanent (default 3/10m): past it "
+                        "the worker is `failed`")
     p.add_argument("--on", metavar="WHERE",
                    help="local | ssh:HOST | slurm (default: the runner's \"backend\")")
     p.add_argument("--cwd", metavar="DIR", help="the worker's working directory (default: the data dir)")
@@ -308,9 +309,12 @@ def cmd_start_session(argv: list[str]) -> int:
         args["command"] = a.command
     from looop.tree import restart
     try:
-        restart.policy_from(a.restart, a.max_restarts)  # a clear line before any socket
+        policy = restart.policy_from(a.restart, a.max_restarts)  # a clear line before any socket
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if a.max_restarts is not None and policy.kind is restart.Restart.TEMPORARY:
+        raise UsageError("--max-restarts needs --restart transient or permanent "
+                         "(a temporary worker is never restarted)")
     for key in ("restart", "max_restarts"):
         if getattr(a, key) is not None:
             args[key] = getattr(a, key)
