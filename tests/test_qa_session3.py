@@ -53,3 +53,14 @@ def test_max_restarts_without_a_restarting_type_is_refused_not_ignored(tree):
     assert [x["id"] for x in ls() if x["role"] == "worker"] == []
     r = run("start-session", "r2", "sleep 100", "rules", "--restart", "transient", "--max-restarts", "3/10m")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_negative_line_count_is_refused_like_journal_tail(tree):
+    # Reproduction: `looop log sh --tail -2` printed nothing and exited 0 and
+    # `looop logs --lines -3` followed as if 0, while `journal --tail -1` says
+    # "--tail must be >= 0".
+    tree.start("w", "echo one; echo two; sleep 100")
+    r = run("log", "w", "--tail", "-2")
+    assert (r.returncode, r.stderr.strip(), r.stdout) == (1, "looop log: --tail must be >= 0", "")
+    r = run("logs", "--lines", "-3", timeout=10)
+    assert (r.returncode, r.stderr.strip(), r.stdout) == (1, "looop logs: --lines must be >= 0", "")
