@@ -2,6 +2,7 @@
 each reproduced with real processes before its fix."""
 from __future__ import annotations
 
+import json
 import signal
 
 from conftest import Tree, ls, run, wait_until
@@ -64,3 +65,21 @@ def test_a_negative_line_count_is_refused_like_journal_tail(tree):
     assert (r.returncode, r.stderr.strip(), r.stdout) == (1, "looop log: --tail must be >= 0", "")
     r = run("logs", "--lines", "-3", timeout=10)
     assert (r.returncode, r.stderr.strip(), r.stdout) == (1, "looop logs: --lines must be >= 0", "")
+
+
+def test_an_empty_answer_is_refused_and_the_ask_stays_pending(tree, data_dir):
+    # Reproduction: `looop answer sh-1 - </dev/null` said "answered sh-1" and
+    # the worker's ask returned an empty string (the first answer wins, so a
+    # slip could not be corrected); an empty *question* is refused.
+    tree.start("w", 'a=$("$LOOOP_BIN" ask "color?"); echo "got [$a]"; sleep 100')
+
+    def pending() -> list:
+        return [i for i in json.loads(run("inbox", "--json", check=True).stdout) if i["kind"] == "ask"]
+    wait_until(pending, 20, "the ask in the inbox")
+    for args, stdin in ((("w-1", "-"), ""), (("w-1", "-"), "\n"), (("w-1", ""), None), (("w-1", " "), None)):
+        r = run("answer", *args, input=stdin)
+        assert (r.returncode, r.stderr.strip(), r.stdout) == (
+            1, "looop answer: the answer is empty (nothing answered)", ""), (args, r)
+    assert [i["id"] for i in pending()] == ["w-1"]
+    assert run("answer", "w-1", "blue").returncode == 0
+    wait_until(lambda: "got [blue]" in run("log", "w").stdout, 20, "the worker to get the answer")
