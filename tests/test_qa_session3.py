@@ -3,6 +3,7 @@ each reproduced with real processes before its fix."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 from conftest import Tree, ls, run, wait_until
@@ -83,3 +84,23 @@ def test_an_empty_answer_is_refused_and_the_ask_stays_pending(tree, data_dir):
     assert [i["id"] for i in pending()] == ["w-1"]
     assert run("answer", "w-1", "blue").returncode == 0
     wait_until(lambda: "got [blue]" in run("log", "w").stdout, 20, "the worker to get the answer")
+
+
+def test_doctor_names_a_setting_that_does_not_parse_and_is_ignored(data_dir):
+    # Reproduction: looop.json {"max_daily_usd": "5$", "interval": "fast"} and
+    # LOOOP_MAX_WORKERS=many: doctor said "config parses" and all ok, while the
+    # spend breaker was silently off and the others fell back to defaults.
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, "looop.json"), "w") as f:
+        json.dump({"default": "rules", "max_daily_usd": "5$", "interval": "fast", "warn_daily_usd": 2}, f)
+    r = run("doctor", "--json", env={**os.environ, "LOOOP_MAX_WORKERS": "many"})
+    got = {x["check"]: x for x in json.loads(r.stdout)}
+    assert got["settings"]["level"] == "warn", got
+    msg = got["settings"]["msg"]
+    for part in ("looop.json max_daily_usd '5$' is not a number", "looop.json interval 'fast' is not a number",
+                 "LOOOP_MAX_WORKERS 'many' is not a number"):
+        assert part in msg, msg
+    assert "warn_daily_usd" not in msg
+    assert r.returncode == 0, r  # a warning: looop still runs (on defaults)
+    r = run("doctor", "--json")  # the environment fixed: the config is still wrong
+    assert "LOOOP_MAX_WORKERS" not in next(x for x in json.loads(r.stdout) if x["check"] == "settings")["msg"]
