@@ -104,3 +104,21 @@ def test_doctor_names_a_setting_that_does_not_parse_and_is_ignored(data_dir):
     assert r.returncode == 0, r  # a warning: looop still runs (on defaults)
     r = run("doctor", "--json")  # the environment fixed: the config is still wrong
     assert "LOOOP_MAX_WORKERS" not in next(x for x in json.loads(r.stdout) if x["check"] == "settings")["msg"]
+
+
+def test_the_sensor_summary_says_why_each_sensor_failed(data_dir):
+    # Reproduction: sensors printing `not json` and `[1,2]` gave
+    # "2/4 sensors ok · failed: arr, bad": the reason was only in
+    # snapshots/*.err or the prompt, not in the line a user reads.
+    sensors = os.path.join(data_dir, "sensors")
+    os.makedirs(sensors)
+    for name, body in (("arr", "echo '[1,2]'"), ("bad", "echo not json"), ("ex", "echo '{}'; exit 3"),
+                       ("good", "echo '{\"signal\": 1}'")):
+        with open(os.path.join(sensors, name + ".sh"), "w") as f:
+            f.write("#!/bin/bash\n" + body + "\n")
+        os.chmod(os.path.join(sensors, name + ".sh"), 0o755)
+    r = run("tick", "--dry-run", "--json")
+    sense = next(json.loads(ln) for ln in r.stdout.splitlines()
+                 if ln.startswith("{") and json.loads(ln).get("event") == "sense")
+    assert sense["msg"].startswith("1/4 sensors ok · failed: arr (not one JSON object), "
+                                   "bad (not one JSON object), ex (exit 3) ("), sense
