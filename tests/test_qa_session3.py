@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 
-from conftest import Tree, ls, run, wait_until
+from conftest import BIN, Tree, ls, run, wait_until
 from fakes import isolated_home
 from test_rules_runner import env, journal, row, rules_dir
 
@@ -122,3 +123,25 @@ def test_the_sensor_summary_says_why_each_sensor_failed(data_dir):
                  if ln.startswith("{") and json.loads(ln).get("event") == "sense")
     assert sense["msg"].startswith("1/4 sensors ok · failed: arr (not one JSON object), "
                                    "bad (not one JSON object), ex (exit 3) ("), sense
+
+
+def test_a_workers_flag_or_question_cannot_put_escapes_on_the_humans_terminal(tree):
+    # Reproduction: `looop flag shell $'line1\nline2\e[31mred'` (a worker can
+    # run it) made `looop inbox` print ESC [31m raw into the human's terminal.
+    tree.start("w", "sleep 100")
+    assert run("flag", "w", "line1\nline2\x1b[31mred\x07\x1b]0;title\x07 end").returncode == 0
+    env = {**os.environ, "LOOOP_SESSION_ID": "w"}
+    asker = subprocess.Popen([BIN, "ask", "color\x1b[2J?\x9b1m"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: "ask" in run("inbox").stdout, 20, "the ask in the inbox")
+        table = run("inbox", check=True).stdout
+        items = json.loads(run("inbox", "--json", check=True).stdout)
+        texts = {i["kind"]: i["text"] for i in items}
+        assert texts["flag"] == "line1 line2red end", texts
+        assert texts["ask"] == "color?", texts
+        for out in (table, json.dumps(items, ensure_ascii=False)):
+            assert not any(c in out for c in "\x1b\x07\x9b"), repr(out)
+    finally:
+        asker.kill()
+        asker.wait(10)
