@@ -22,11 +22,12 @@ not listed twice: the ask or flag item already says what to do.
 """
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from datetime import datetime
 from typing import Any, Iterable
+
+from looop.store import printable
 
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
 RAISED = "nudge did not help"   # a stuck item the ladder raised starts with this
@@ -62,17 +63,8 @@ def _age(value: Any, now: float) -> int:
     return max(0, int(now - t)) if t is not None else 0
 
 
-# escape sequences (CSI, OSC, 8-bit CSI, two-byte ESC x), then any other
-# control character: item text comes from workers (flag notes, questions,
-# screens) and is printed on a human's terminal
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]"
-                      r"|\x1b[ -~]?")
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
 def _one_line(text: Any, cap: int = 300) -> str:
-    """One printable line: escapes dropped, controls and newlines as spaces."""
-    s = " ".join(_CONTROLS.sub(" ", _ESCAPES.sub("", str(text or ""))).split())
+    s = printable.one_line(text)
     return s if len(s) <= cap else s[:cap - 1] + "…"
 
 

@@ -140,7 +140,11 @@ def test_a_workers_flag_or_question_cannot_put_escapes_on_the_humans_terminal(tr
         texts = {i["kind"]: i["text"] for i in items}
         assert texts["flag"] == "line1 line2red end", texts
         assert texts["ask"] == "color?", texts
-        for out in (table, json.dumps(items, ensure_ascii=False)):
+        # ls, status and the prompt show the same note: stored printable
+        worker = next(x for x in ls() if x["id"] == "w")
+        assert worker["note"] == "line1 line2red end", worker
+        for out in (table, json.dumps(items, ensure_ascii=False), run("ls", check=True).stdout,
+                    run("ls", "--wide", check=True).stdout, run("status", check=True).stdout):
             assert not any(c in out for c in "\x1b\x07\x9b"), repr(out)
     finally:
         asker.kill()
