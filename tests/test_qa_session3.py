@@ -149,3 +149,16 @@ def test_a_workers_flag_or_question_cannot_put_escapes_on_the_humans_terminal(tr
     finally:
         asker.kill()
         asker.wait(10)
+
+
+def test_start_session_takes_its_runner_after_the_options_too(tree, tmp_path):
+    # Reproduction: `looop start-session e5 'sleep 5' --cwd /tmp rules` (the
+    # README's "start-session <id> … --cwd DIR --env K=V" order, runner last)
+    # said "unrecognized arguments: rules".
+    r = run("start-session", "w", "pwd; echo A=$A; sleep 100", "--cwd", str(tmp_path), "--env", "A=1", "rules")
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: "A=1" in run("log", "w").stdout, 20, "the worker's output")
+    assert str(tmp_path) in run("log", "w").stdout
+    r = run("start-session", "v", "sleep 100", "--cwd", str(tmp_path), "nosuchrunner")
+    assert (r.returncode, r.stderr.strip()) == (
+        1, "looop start-session: unknown runner 'nosuchrunner' (known: claude, codex, pi, rules)"), r

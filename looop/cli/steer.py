@@ -288,7 +288,11 @@ def cmd_start_session(argv: list[str]) -> int:
     p.add_argument("--cwd", metavar="DIR", help="the worker's working directory (default: the data dir)")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="an extra environment variable for this worker (repeatable; kept for restarts)")
-    a = p.parse_args(argv)
+    a, extra = p.parse_known_args(argv)
+    if len(extra) == 1 and a.runner is None and not extra[0].startswith("-"):
+        a.runner = extra[0]  # `<id> <prompt> --cwd DIR <runner>`: the runner after the options
+    elif extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
     args: dict[str, Any] = {"prompt": a.prompt, "runner": a.runner}
     if a.cwd is not None:
         import os
