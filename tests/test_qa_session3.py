@@ -162,3 +162,17 @@ def test_start_session_takes_its_runner_after_the_options_too(tree, tmp_path):
     r = run("start-session", "v", "sleep 100", "--cwd", str(tmp_path), "nosuchrunner")
     assert (r.returncode, r.stderr.strip()) == (
         1, "looop start-session: unknown runner 'nosuchrunner' (known: claude, codex, pi, rules)"), r
+
+
+def test_why_says_a_record_is_unreadable_rather_than_missing(data_dir):
+    # Reproduction: with runs/<id>/why.json overwritten by garbage,
+    # `looop why` said "no decided beat recorded yet" and `looop why <id>`
+    # "no record for run … (kept: the newest LOOOP_RUNS_KEEP runs)".
+    assert run("tick").returncode == 0
+    rid = os.listdir(os.path.join(data_dir, "runs"))[0]
+    with open(os.path.join(data_dir, "runs", rid, "why.json"), "w") as f:
+        f.write("garbage\n")
+    want = f"looop why: the record of run {rid} does not parse: {data_dir}/runs/{rid}/why.json"
+    for args in ((), (rid,), ("--json", "last")):
+        r = run("why", *args)
+        assert (r.returncode, r.stderr.strip(), r.stdout) == (1, want, ""), (args, r)
