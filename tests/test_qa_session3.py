@@ -176,3 +176,17 @@ def test_why_says_a_record_is_unreadable_rather_than_missing(data_dir):
     for args in ((), (rid,), ("--json", "last")):
         r = run("why", *args)
         assert (r.returncode, r.stderr.strip(), r.stdout) == (1, want, ""), (args, r)
+
+
+def test_the_spend_warning_item_names_the_profile_like_every_other_item(data_dir):
+    # Reproduction: in a profile other than the default, `looop inbox` said
+    # `→ looop cost --by session` for the warn_daily_usd item — run as shown,
+    # it reports the default profile's spend; other items carry LOOOP_DATA_DIR=.
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, "looop.json"), "w") as f:
+        json.dump({"default": "rules", "warn_daily_usd": 1}, f)
+    assert run("_cost", "session", "w1", "rules", "1.5").returncode == 0
+    assert run("tick").returncode == 0
+    items = json.loads(run("inbox", "--json", check=True).stdout)
+    warn = next(i for i in items if i["id"].startswith("spend-warn-"))
+    assert warn["command"].startswith(f"LOOOP_DATA_DIR={data_dir} looop cost --by session"), warn
