@@ -190,3 +190,13 @@ def test_the_spend_warning_item_names_the_profile_like_every_other_item(data_dir
     items = json.loads(run("inbox", "--json", check=True).stdout)
     warn = next(i for i in items if i["id"].startswith("spend-warn-"))
     assert warn["command"].startswith(f"LOOOP_DATA_DIR={data_dir} looop cost --by session"), warn
+
+
+def test_kill_and_restart_name_the_session_without_the_legacy_prefix(tree):
+    # Reproduction: `looop kill looop-e2` printed "looop-e2 killed" (the
+    # session is e2; ls, status and the journal say e2).
+    tree.start("w", "sleep 100")
+    r = run("restart", "looop-w")
+    assert r.returncode == 0 and r.stdout.startswith("restarted w (pid "), r
+    r = run("kill", "looop-w")
+    assert (r.returncode, r.stdout) == (0, "w killed\n"), r

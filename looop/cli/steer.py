@@ -157,7 +157,7 @@ def _targets(verb: str, a: argparse.Namespace) -> list[str]:
     if a.all == (a.id is not None):
         raise UsageError("give one session id, or --all")
     if not a.all:
-        return [a.id]
+        return [paths.check_id(a.id, "session")]  # e2, not looop-e2, in what we print
     from looop import registry
     ids = [r["id"] for r in registry.rows(paths.data_dir()) if r["role"] == "worker" and r["alive"]]
     if not ids:
