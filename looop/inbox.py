@@ -27,6 +27,8 @@ import time
 from datetime import datetime
 from typing import Any, Iterable
 
+from looop.store import printable
+
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
 RAISED = "nudge did not help"   # a stuck item the ladder raised starts with this
 ACTIVITY_KINDS = ("asking", "limited", "stuck")  # = looop.tree.activity.NEEDS_SOMEONE
@@ -62,7 +64,7 @@ def _age(value: Any, now: float) -> int:
 
 
 def _one_line(text: Any, cap: int = 300) -> str:
-    s = " ".join(str(text or "").split())
+    s = printable.one_line(text)
     return s if len(s) <= cap else s[:cap - 1] + "…"
 
 
@@ -149,7 +151,8 @@ def budget_item(budget: dict[str, Any] | None, now: float, config_path: str) -> 
                   f"${{EDITOR:-vi}} {shlex.quote(config_path)}  # raise or remove max_daily_usd")]
 
 
-def warn_item(warn: dict[str, Any] | None, now: float, config_path: str) -> list[dict[str, Any]]:
+def warn_item(warn: dict[str, Any] | None, now: float, config_path: str,
+              prefix: str = "") -> list[dict[str, Any]]:
     """`warn` = guardstate's {"day", "spent", "limit", "since"} once the pulse
     saw today's spend reach `warn_daily_usd` (a stale day is no item)."""
     from looop.store.cost import fmt_usd, today
@@ -161,7 +164,8 @@ def warn_item(warn: dict[str, Any] | None, now: float, config_path: str) -> list
     except (KeyError, TypeError, ValueError):
         return []
     return [_item("budget", f"spend-warn-{warn['day']}", None, _age(warn.get("since"), now), text,
-                  f"looop cost --by session  # and ${{EDITOR:-vi}} {shlex.quote(config_path)}")]
+                  command(prefix, "cost", "--by", "session")
+                  + f"  # and ${{EDITOR:-vi}} {shlex.quote(config_path)}")]
 
 
 def aggregate(rows: list[dict[str, Any]], pending: list[tuple[dict[str, Any], bool]],
@@ -171,7 +175,7 @@ def aggregate(rows: list[dict[str, Any]], pending: list[tuple[dict[str, Any], bo
     """Pure: every inbox item, by kind (KINDS order), oldest first within one."""
     asked = {str(rec.get("worker")) for rec, _ in pending}
     items = ask_items(pending, now, prefix) + worker_items(rows, asked, now, prefix, ladder) \
-        + budget_item(budget, now, config_path) + warn_item(warn, now, config_path)
+        + budget_item(budget, now, config_path) + warn_item(warn, now, config_path, prefix)
     items.sort(key=lambda it: (KINDS.index(it["kind"]), -it["age_s"], it["id"]))
     return items
 

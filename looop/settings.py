@@ -129,6 +129,22 @@ def get(name: str, cfg: Mapping[str, Any] | None = None, default: Any = None,
     return default if s.default is None else s.default
 
 
+def ignored(cfg: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+    """Each value `get` skips because it does not parse as its setting's
+    type (a number, mostly), named by where it is: `looop doctor` says what
+    `get` keeps quiet about (a typo'd max_daily_usd is a breaker that is off)."""
+    environ = os.environ if env is None else env
+    out = []
+    for s in SETTINGS:
+        if s.type in (str, bool):
+            continue
+        for where, raw in ((s.env, environ.get(s.env) if s.env else None),
+                           (f"looop.json {s.key}", cfg.get(s.key) if cfg and s.key else None)):
+            if raw is not None and raw != "" and _parse(s, raw) is None:
+                out.append(f"{where} {raw!r} is not a number")
+    return out
+
+
 def rows(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str, str | None]]:
     """(name, doc, default as shown — and the config key, value now) for the manual."""
     environ = os.environ if environ is None else environ

@@ -124,7 +124,8 @@ def test_sensors_cut_capped_and_failed_are_named(data_dir, fake):
     r = tick("--json", env={"LOOOP_SENSOR_TIMEOUT": "1"})
     assert time.monotonic() - t0 < 8
     sense_line = next(json.loads(ln) for ln in r.stdout.splitlines() if json.loads(ln)["event"] == "sense")
-    assert sense_line["msg"].startswith("1/4 sensors ok · failed: bad, big, hang")
+    assert sense_line["msg"].startswith("1/4 sensors ok · failed: bad (exit 1), big (output over 8192 bytes), "
+                                        "hang (timed out) (")
     big = json.loads(read(d, "snapshots", "sensor-big.json"))
     assert big == {"signal": {"error": "sensor output too large", "cap": 8192},
                    "error": "sensor output too large", "bytes": big["bytes"], "cap": 8192}

@@ -226,9 +226,21 @@ def check_ladder(c: Ctx) -> Result:
     return "ok", "ladder", "recovery ladder keys parse (nudge, limited_retry)"
 
 
+def check_settings(c: Ctx) -> Result:
+    """A setting that does not parse is ignored (settings.py: never a crash);
+    say so, since the fallback may be "off" (max_daily_usd)."""
+    if c.cfg is None:
+        return "info", "settings", "not checked: the config does not parse"
+    from looop import settings
+    bad = settings.ignored(c.cfg)
+    if bad:
+        return "warn", "settings", "; ".join(bad) + " — ignored: the next source or the default applies"
+    return "ok", "settings", "every numeric setting parses (looop.json, environment)"
+
+
 CHECKS: tuple[Callable[[Ctx], Result], ...] = (
     check_python, check_deps, check_config, check_runner, check_states, check_resume, check_ladder,
-    check_data_dir,
+    check_settings, check_data_dir,
     check_lock, check_socket, check_tmux,
 )
 

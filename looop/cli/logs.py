@@ -8,6 +8,7 @@ import sys
 import time
 
 from looop.cli.args import duration, parser
+from looop.errors import UsageError
 from looop.store import paths, sessions
 
 MAX_HELD = 64 << 10  # a partial line longer than this is printed as it is
@@ -21,6 +22,8 @@ def cmd_logs(argv: list[str]) -> int:
     p.add_argument("--lines", type=int, default=0, metavar="N", help="first show each session's last N lines")
     p.add_argument("--interval", default="200ms", help="how often the logs are read (default 200ms)")
     a = p.parse_args(argv)
+    if a.lines < 0:
+        raise UsageError("--lines must be >= 0")
     d, every = paths.data_dir(), max(0.02, duration(a.interval))
     offsets: dict[str, int] = {}
     held: dict[str, bytes] = {}

@@ -77,6 +77,8 @@ def cmd_answer(argv: list[str]) -> int:
         text = text[:-1] if text.endswith("\n") else text
     else:
         text = " ".join(a.text)
+    if not text.strip():  # the first answer wins: an empty one is a slip, not a reply
+        raise UsageError("the answer is empty (nothing answered)")
     d = paths.data_dir()
     rec = asks.answer(d, aid, text, force=a.force, by=os.environ.get("LOOOP_SESSION_ID") or "human")
     if isinstance(rec.get("worker"), str):

@@ -42,7 +42,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "cost": ("looop.cli.pulse_verbs", "cmd_cost", "spend: today, all, by kind and runner"),
     "why": ("looop.cli.why", "cmd_why", "explain a move: what changed, the decision, the gate, the outcome"),
     "schedule": ("looop.cli.schedule", "cmd_schedule", "wake the loop at a time: write, list, rm"),
-    "doctor": ("looop.cli.service", "cmd_doctor", "check runner, config, data dir, lock, socket, tmux"),
+    "doctor": ("looop.cli.service", "cmd_doctor", "check runner, config, settings, data dir, lock, socket, tmux"),
     "systemd": ("looop.cli.service", "cmd_systemd", "print a systemd unit for running looop as a service"),
     "config": ("looop.cli.service", "cmd_config", "print a shell completion script (bash|zsh)"),
     "help": ("looop.cli.manual", "cmd_help", "the full manual"),

@@ -126,6 +126,8 @@ def cmd_log(argv: list[str]) -> int:
     d, sid = target(a.id)
     if a.since < 0:
         raise UsageError("--since must be >= 0")
+    if a.tail is not None and a.tail < 0:
+        raise UsageError("--tail must be >= 0")
     if a.follow and not (a.grep or a.tail is not None or a.json):
         return _follow(d, sid, a.since, raw=a.raw)  # one path, chunk boundaries handled
     if a.tail is not None and not a.grep:

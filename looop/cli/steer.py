@@ -157,7 +157,7 @@ def _targets(verb: str, a: argparse.Namespace) -> list[str]:
     if a.all == (a.id is not None):
         raise UsageError("give one session id, or --all")
     if not a.all:
-        return [a.id]
+        return [paths.check_id(a.id, "session")]  # e2, not looop-e2, in what we print
     from looop import registry
     ids = [r["id"] for r in registry.rows(paths.data_dir()) if r["role"] == "worker" and r["alive"]]
     if not ids:
@@ -281,13 +281,18 @@ def cmd_start_session(argv: list[str]) -> int:
                    help="temporary (default: never restarted) | transient (restarted after a "
                         "non-zero exit or a signal) | permanent (always, unless killed)")
     p.add_argument("--max-restarts", metavar="N/WINDOW",
-                   help="restart intensity (default 3/10m): past it the worker is `failed`")
+                   help="restart intensity with --restart transient|permanent (default 3/10m): past it "
+                        "the worker is `failed`")
     p.add_argument("--on", metavar="WHERE",
                    help="local | ssh:HOST | slurm (default: the runner's \"backend\")")
     p.add_argument("--cwd", metavar="DIR", help="the worker's working directory (default: the data dir)")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="an extra environment variable for this worker (repeatable; kept for restarts)")
-    a = p.parse_args(argv)
+    a, extra = p.parse_known_args(argv)
+    if len(extra) == 1 and a.runner is None and not extra[0].startswith("-"):
+        a.runner = extra[0]  # `<id> <prompt> --cwd DIR <runner>`: the runner after the options
+    elif extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
     args: dict[str, Any] = {"prompt": a.prompt, "runner": a.runner}
     if a.cwd is not None:
         import os
@@ -308,9 +313,12 @@ def cmd_start_session(argv: list[str]) -> int:
         args["command"] = a.command
     from looop.tree import restart
     try:
-        restart.policy_from(a.restart, a.max_restarts)  # a clear line before any socket
+        policy = restart.policy_from(a.restart, a.max_restarts)  # a clear line before any socket
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if a.max_restarts is not None and policy.kind is restart.Restart.TEMPORARY:
+        raise UsageError("--max-restarts needs --restart transient or permanent "
+                         "(a temporary worker is never restarted)")
     for key in ("restart", "max_restarts"):
         if getattr(a, key) is not None:
             args[key] = getattr(a, key)

@@ -3,6 +3,8 @@ changed since the decided beat before it, the move as parsed, the gate it
 went through, what ran and how it ended (runs/<run-id>/why.json)."""
 from __future__ import annotations
 
+import os
+
 from looop.cli.args import parser
 from looop.errors import UsageError
 from looop.store import paths
@@ -19,6 +21,8 @@ def cmd_why(argv: list[str]) -> int:
     d = paths.data_dir()
     rid = whyrec.latest(d) if a.run == "last" else paths.check_id(a.run, "run id")
     rec = whyrec.read(d, rid) if rid else None
+    if rec is None and rid and os.path.exists(whyrec.path(d, rid)):  # written atomically: edited or damaged
+        raise UsageError(f"the record of run {rid} does not parse: {whyrec.path(d, rid)}")
     if rec is None:
         raise UsageError("no decided beat recorded yet" if rid is None or a.run == "last"
                          else f"no record for run {rid!r} (kept: the newest LOOOP_RUNS_KEEP runs)")

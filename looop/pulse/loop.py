@@ -195,6 +195,12 @@ def _longest_beat(d: str) -> float:
     return sum(config.knob(cfg, k) or 0.0 for k in ("sensor_timeout", "tick_timeout", "shell_timeout"))
 
 
+def say_secs(secs: float) -> str:
+    """A wait for humans: a due time makes it fractional (38.8603s); a tenth
+    under 10 s, whole seconds above (the JSON field keeps the exact value)."""
+    return f"{round(secs, 1) if secs < 10 else round(secs):g}s"
+
+
 def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     """One beat + the sleep after it; returns the new failure count."""
     from looop.pulse import runner
@@ -230,10 +236,10 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     # made once that line is out must cut the backoff
     before = policy_signature(d) if failures else None
     extra = f" after {failures} failed beat{'s' * (failures > 1)}" if failures else ""
-    out.line("info", "cadence", f"next beat in {secs:g}s ({mode}){extra}", dim=True,
+    out.line("info", "cadence", f"next beat in {say_secs(secs)} ({mode}){extra}", dim=True,
              interval_s=secs, mode=mode, failures=failures)
     if link is not None:
-        link.notify(_inbox_status(d) + f"{outcome.kind}: {outcome.msg}"[:160] + f" · next in {secs:g}s")
+        link.notify(_inbox_status(d) + f"{outcome.kind}: {outcome.msg}"[:160] + f" · next in {say_secs(secs)}")
         link.beat(secs)
         if link.broken:
             out.line("error", "pulse.link_lost", "lost the link to the root — exiting so it restarts the pulse")

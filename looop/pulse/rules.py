@@ -14,7 +14,8 @@ frontmatter:
     max_restarts: 3/10m      the intensity, which stays until the goal changes)
 
 Goals are visited in file-name order; the first that wants something now
-gets it, otherwise `noop`. A goal waiting out a backoff wants nothing yet,
+gets it, otherwise `noop`. A goal with a bad value (`every: 10x`,
+`restart: bogus`) is skipped and named in the journal. A goal waiting out a backoff wants nothing yet,
 so the goals after it still get their turn; its restart time is kept in
 `.rules-state.json` (store/rulestate.py), which the beat treats as a due
 time: it wakes the pulse and changes the world hash when reached, so the
@@ -91,6 +92,26 @@ def _supervised(g: "Goal", row: dict[str, Any], st: dict[str, Any],
     return False, None
 
 
+def problem(g: "Goal") -> str | None:
+    """Why this goal's frontmatter cannot be acted on, or None. A bad value
+    skips only its own goal, said in the journal: one typo must not fail
+    every beat (and starve the goals after it), nor silently mean
+    something else (an unparsable `every:` is not a one-shot)."""
+    from looop.store.restartspec import parse_kind, parse_max_restarts
+    if not g.meta.get("run"):
+        return None
+    if g.meta.get("every", "").strip() and g.seconds("every") is None:
+        return f"bad every {g.meta['every']!r} (use e.g. 30s, 10m, 2h, 1d)"
+    try:
+        if g.meta.get("restart", "").strip():
+            parse_kind(g.meta["restart"])
+        if g.meta.get("max_restarts", "").strip():
+            parse_max_restarts(g.meta["max_restarts"])
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _for_goal(g: "Goal", row: dict[str, Any] | None, st: dict[str, Any], now: float,
               check: Callable[[str], bool], notes: list[str]) -> dict[str, Any] | None:
     """The decision this goal wants now, or None. Updates `st` (this goal's
@@ -153,6 +174,10 @@ def decide(goals: list["Goal"], rows: dict[str, dict[str, Any]], state: dict[str
     notes: list[str] = []
     for g in sorted(goals, key=lambda g: g.id):
         st = state.setdefault(g.id, {})
+        bad = problem(g)
+        if bad:
+            notes.append(f"goals/{g.id}.md: {bad}: skipped")
+            continue
         dec = _for_goal(g, rows.get(g.id), st, now, check, notes)
         if dec is not None:
             if notes:

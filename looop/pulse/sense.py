@@ -267,9 +267,10 @@ def _is_object(data: bytes) -> bool:
 
 
 def summary(readings: list[Reading], secs: float) -> str:
-    """`N sensors ok (Xs)` or `k/N sensors ok · failed: a, b`."""
+    """`N sensors ok (Xs)` or `k/N sensors ok · failed: a (why), b (why)`:
+    the reason in the line a human reads, not only in snapshots/*.err."""
     n = len(readings)
-    bad = [r.name for r in readings if not r.ok]
+    bad = [f"{r.name} ({r.problem})" for r in readings if not r.ok]
     if not bad:
         return f"{n} sensors ok ({secs:.1f}s)"
     return f"{n - len(bad)}/{n} sensors ok · failed: {', '.join(bad)} ({secs:.1f}s)"

@@ -258,8 +258,9 @@ READ_ONLY_OPS)
         self._forward(conn, req, "resize", cols, rows)
 
     def op_flag(self, conn: Conn, req: dict[str, Any]) -> None:
-        note = req.get("note")
-        self._forward(conn, req, "flag", str(note)[:500] if note else None)
+        from looop.store.printable import one_line
+        note = one_line(req.get("note"))[:500]  # shown in ls, status, titles: no escapes
+        self._forward(conn, req, "flag", note or None)
 
     def op_event(self, conn: Conn, req: dict[str, Any]) -> None:
         """An agent-native activity event (`looop _event`, SPEC §15)."""

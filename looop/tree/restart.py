@@ -17,10 +17,11 @@ the root applies its answer. Times are `time.monotonic()`.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+
+from looop.store import restartspec
 
 
 class Restart(str, Enum):
@@ -122,10 +123,6 @@ def cap_reason(kept: tuple[float, ...], limit: int) -> str:
 
 # -- parsing (CLI flags, actions, goal frontmatter) ----------------------------
 
-_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def fmt_secs(s: float) -> str:
     for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= n and s % n == 0:
@@ -134,22 +131,10 @@ def fmt_secs(s: float) -> str:
 
 
 def parse_kind(text: Any) -> Restart:
-    try:
-        return Restart(str(text).strip())
-    except ValueError:
-        raise ValueError(f"bad restart type {text!r} (one of: temporary, transient, permanent)") from None
+    return Restart(restartspec.parse_kind(text))
 
 
-def parse_max_restarts(text: Any) -> tuple[int, float]:
-    """`3/10m` → (3, 600.0): at most N restarts within the window."""
-    n, _, win = str(text).partition("/")
-    m = _DUR.match(win)
-    if not n.strip().isdigit() or not m or int(n) < 1:
-        raise ValueError(f"bad max restarts {text!r} (use N/WINDOW, e.g. 3/10m)")
-    secs = float(m.group(1)) * _UNIT[m.group(2)]
-    if secs <= 0:
-        raise ValueError(f"bad max restarts {text!r}: the window must be positive")
-    return int(n), secs
+parse_max_restarts = restartspec.parse_max_restarts
 
 
 def policy_from(kind: Any = None, max_restarts: Any = None) -> Policy:
