@@ -32,6 +32,7 @@ import tempfile
 import time
 
 import psutil
+from stats import rep_table  # noqa: E402
 from procs import alive  # noqa: E402 (bench/ is on sys.path: run as a script)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -208,11 +209,7 @@ def main() -> None:
                 print(f"rep {rep} {e}: " + " ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
     print(f"N={a.n}, {a.reps} reps, grace {a.grace:g} s, load {load0:.1f} → {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus")
     for e, rows in res.items():
-        cells = []
-        for k in rows[0]:
-            v = [r[k] for r in rows]
-            cells.append(f"{k} {statistics.median(v):.2f} [{min(v):.2f}–{max(v):.2f}]")
-        print(f"{'local' if e == 'here' else e}: " + "; ".join(cells))
+        print(f"{'local' if e == 'here' else e}: " + rep_table(rows))
 
 
 if __name__ == "__main__":

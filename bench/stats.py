@@ -36,3 +36,13 @@ def fmt(summ: dict[str, Any] | None, unit: str = "s") -> str:
     lo, hi = f(summ["min"]), f(summ["max"])
     return f"{f(summ['median'])} [{lo.split()[0]}–{hi}]" if lo.split()[1] == hi.split()[1] \
         else f"{f(summ['median'])} [{lo}–{hi}]"
+
+
+def rep_table(rows: Sequence[dict[str, float]]) -> str:
+    """`key median [min–max]; …` over reps that each measured the same keys
+    (the per-source / per-engine summary line of the A/B scripts)."""
+    cells = []
+    for k in rows[0]:
+        v = [r[k] for r in rows]
+        cells.append(f"{k} {statistics.median(v):.2f} [{min(v):.2f}–{max(v):.2f}]")
+    return "; ".join(cells)

@@ -24,6 +24,7 @@ import tempfile
 import time
 
 import psutil
+from stats import rep_table  # noqa: E402
 from procs import alive, comm  # noqa: E402 (bench/ is on sys.path: run as a script)
 
 
@@ -211,11 +212,7 @@ def main() -> None:
                 print(f"rep {rep} {s}: " + " ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
     print(f"N={a.n}, {a.reps} reps, load {os.getloadavg()[0]:.1f}")
     for s, rows in res.items():
-        cells = []
-        for k in rows[0]:
-            v = [r[k] for r in rows]
-            cells.append(f"{k} {statistics.median(v):.2f} [{min(v):.2f}–{max(v):.2f}]")
-        print(f"{s}: " + "; ".join(cells))
+        print(f"{s}: " + rep_table(rows))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes as C
 import os
-from typing import Any
+from typing import Any, Iterator
 
 from looop.screen import cells
 
@@ -214,16 +214,21 @@ class GhosttyScreen:
         out, self._replies = b"".join(self._replies), []
         return out
 
-    def snapshot(self) -> dict[str, Any]:
+    def _raw_rows(self) -> Iterator[Any]:
+        """Each row's packed cells, top to bottom (one view, refilled per row)."""
         lib, it = self._lib, self._it
         lib.ghostty_render_state_update(self._rs, self._t)
         lib.ghostty_render_state_get(self._rs, RS_ROW_ITERATOR, C.byref(it))
         view = _CellsView()
         p_view = C.byref(view)
-        lines: list[str] = []
-        runs: list[list[dict[str, Any]]] = []
         while lib.ghostty_render_state_row_iterator_next(it):
             lib.ghostty_render_state_row_get(it, ROW_CELLS_RAW, p_view)
+            yield view
+
+    def snapshot(self) -> dict[str, Any]:
+        lines: list[str] = []
+        runs: list[list[dict[str, Any]]] = []
+        for view in self._raw_rows():
             row = self._row(view.ptr[:view.len])
             lines.append("".join(t for t, _ in row))
             runs.append(cells.rows_to_runs(row))
@@ -236,14 +241,8 @@ class GhosttyScreen:
         """The rows' text, as in `snapshot`, without styles or runs (the
         activity tracker reads this at every look): a row of zero cells —
         unwritten, no style — is blanks without decoding a cell."""
-        lib, it = self._lib, self._it
-        lib.ghostty_render_state_update(self._rs, self._t)
-        lib.ghostty_render_state_get(self._rs, RS_ROW_ITERATOR, C.byref(it))
-        view = _CellsView()
-        p_view = C.byref(view)
         lines: list[str] = []
-        while lib.ghostty_render_state_row_iterator_next(it):
-            lib.ghostty_render_state_row_get(it, ROW_CELLS_RAW, p_view)
+        for view in self._raw_rows():
             if not C.string_at(view.ptr, view.len * 8).strip(b"\0"):
                 lines.append(" " * view.len)
                 continue
