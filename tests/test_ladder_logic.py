@@ -18,8 +18,9 @@ K = Knobs(nudge="continue", wait=10.0, limited_retry=1800.0, margin=120.0)
 T0 = 1_800_000_000.0
 
 
-def row(state: str | None, alive: bool = True, until: str | None = None) -> dict:
-    act = None if state is None else {"state": state, **({"until": until} if until else {})}
+def row(state: str | None, alive: bool = True, until: str | None = None, text: str | None = None) -> dict:
+    act = None if state is None else {"state": state, **({"until": until} if until else {}),
+                                      **({"evidence": {"source": "screen", "text": text}} if text else {})}
     return {"id": "w", "role": "worker", "alive": alive, "activity": act}
 
 
@@ -106,6 +107,24 @@ def test_limited_rows():
     assert decide(row("working"), m, K, T0 + 5) == (None, None)
     # a stuck episode gives way to a limit
     assert action(decide(row("limited"), mem("stuck", "raise", T0), K, T0 + 1)) == "park"
+
+
+def test_a_banner_still_shown_after_the_resume_is_not_a_new_limit():
+    """The banner that parked it is still on the settled screen after the
+    resume: its time (read again, now a day later for a clock time) was
+    already waited out — retry after limited_retry, not tomorrow."""
+    banner = "You've hit your limit · resets 8am (UTC)"
+    step, m = decide(row("limited", until=LIMIT_AT, text=banner), None, K, T0)
+    assert step.action == "park" and m["text"] == banner
+    step, m = decide(row("limited", until=LIMIT_AT, text=banner), m, K, T_AT + 120)
+    assert step.action == "resume"
+    next_day = "2027-01-16T08:00:00Z"
+    step, m2 = decide(row("limited", until=next_day, text=banner), m, K, T_AT + 131)
+    assert step.action == "park" and m2["resume_at"] == T_AT + 131 + 1800
+    assert "the same banner" in step.text
+    # a different banner names a new time: that one holds
+    step, m3 = decide(row("limited", until=next_day, text="weekly limit · resets Jan 16 8am"), m, K, T_AT + 131)
+    assert step.action == "park" and m3["resume_at"] == ladder.epoch(next_day) + 120
 
 
 def test_one_rung_per_call_whatever_the_gap():

@@ -13,6 +13,9 @@ memory is `store/ladderstate.py`.
     limited  park (no nudges, no restarts) until the named reset time T +
              `margin` (LOOOP_LIMIT_MARGIN, 2 min), or `limited_retry` (30 min)
              when the screen names none → resume: type the `nudge` text.
+             Still limited after the resume by the very banner that parked
+             it: its time was waited out, so `limited_retry`, not that time
+             read again (a clock time would now mean tomorrow).
              Resuming by typing, not restarting: the agent is alive at its
              prompt with its whole conversation, and "continue" is what a
              person types once the limit has reset; a restart would cost a
@@ -114,10 +117,16 @@ def _limited(sid: str, act: dict[str, Any], mem: Mem | None, k: Knobs,
         if mem["step"] == "resume" and now - mem["at"] < k.wait:
             return None, mem  # give the resume time to show before parking again
     until = act.get("until") if isinstance(act.get("until"), str) else None
+    ev = act.get("evidence")
+    text = ev.get("text") if isinstance(ev, dict) and isinstance(ev.get("text"), str) else None
     t = epoch(until)
-    resume_at = t + k.margin if t is not None else now + k.limited_retry
     why = f"until {until}" if t is not None else "no reset time named"
+    if mem is not None and mem["kind"] == "limited" and text is not None and text == mem.get("text"):
+        # the banner that parked it, still on screen after the resume: the
+        # time it names was waited out (a clock time now reads as tomorrow)
+        t, why = None, "the same banner as before the resume"
+    resume_at = t + k.margin if t is not None else now + k.limited_retry
     return (Step("park", f"ladder: {sid} hit a usage limit ({why}) — parked, resuming it at "
                          f"{hhmmss(resume_at)}"),
             {"kind": "limited", "step": "park", "at": now, "ok_since": None, "until": until,
-             "resume_at": resume_at, "refused": None})
+             "resume_at": resume_at, "refused": None, "text": text})
