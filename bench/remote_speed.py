@@ -32,7 +32,7 @@ import tempfile
 import time
 
 import psutil
-from stats import rep_table  # noqa: E402
+from stats import interleaved, rep_table  # noqa: E402
 from procs import alive  # noqa: E402 (bench/ is on sys.path: run as a script)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -199,14 +199,9 @@ def main() -> None:
         if e not in have:
             print(f"{e}: skipped (its engine is not up: .ci/engines.sh start, then source its env)")
     engines = [have[e] for e in engines if e in have]
-    res: dict[str, list[dict[str, float]]] = {e: [] for e in engines}
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="remote_speed") as tmp:
-        for rep in range(a.reps):
-            for e in engines:
-                r = one_rep(e, a.n, tmp, a.ls_reps, a.grace)
-                res[e].append(r)
-                print(f"rep {rep} {e}: " + " ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
+        res = interleaved(engines, a.reps, lambda e: one_rep(e, a.n, tmp, a.ls_reps, a.grace))
     print(f"N={a.n}, {a.reps} reps, grace {a.grace:g} s, load {load0:.1f} → {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus")
     for e, rows in res.items():
         print(f"{'local' if e == 'here' else e}: " + rep_table(rows))

@@ -46,3 +46,15 @@ def rep_table(rows: Sequence[dict[str, float]]) -> str:
         v = [r[k] for r in rows]
         cells.append(f"{k} {statistics.median(v):.2f} [{min(v):.2f}–{max(v):.2f}]")
     return "; ".join(cells)
+
+
+def interleaved(keys: Sequence[str], reps: int, one: Any) -> dict[str, list[dict[str, float]]]:
+    """`one(key)` for every key, rep by rep (interleaved: a load spike hits
+    every key alike); each rep's figures printed as they come."""
+    res: dict[str, list[dict[str, float]]] = {k: [] for k in keys}
+    for rep in range(reps):
+        for k in keys:
+            r = one(k)
+            res[k].append(r)
+            print(f"rep {rep} {k}: " + " ".join(f"{n}={v:.2f}" for n, v in r.items()), flush=True)
+    return res

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 import psutil
-from stats import rep_table  # noqa: E402
+from stats import interleaved, rep_table  # noqa: E402
 from procs import alive, comm  # noqa: E402 (bench/ is on sys.path: run as a script)
 
 
@@ -203,13 +203,9 @@ def main() -> None:
     a = ap.parse_args()
     SMAPS = a.smaps
     srcs = a.src or ["."]
-    res: dict[str, list[dict[str, float]]] = {s: [] for s in srcs}
     with tempfile.TemporaryDirectory(prefix="tree_speed") as tmp:
-        for rep in range(a.reps):
-            for s in srcs:
-                r = capture_rep(s, a.capture, tmp) if a.capture else one_rep(s, a.n, tmp, a.prof)
-                res[s].append(r)
-                print(f"rep {rep} {s}: " + " ".join(f"{k}={v:.2f}" for k, v in r.items()), flush=True)
+        res = interleaved(srcs, a.reps, lambda s: capture_rep(s, a.capture, tmp) if a.capture
+                          else one_rep(s, a.n, tmp, a.prof))
     print(f"N={a.n}, {a.reps} reps, load {os.getloadavg()[0]:.1f}")
     for s, rows in res.items():
         print(f"{s}: " + rep_table(rows))
