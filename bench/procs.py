@@ -211,3 +211,20 @@ def sweep(tag: str, tmp: str) -> list[str]:
     if notes:
         time.sleep(0.2)
     return notes
+
+
+def request_all(sock: Any, ops: Sequence[dict]) -> list[dict]:
+    """Every op to the control socket in one sendall (as a script would
+    pipeline them), then one JSON reply per op."""
+    import json
+    sock.sendall(b"".join(json.dumps(o).encode() + b"\n" for o in ops))
+    buf, replies = b"", []
+    while len(replies) < len(ops):
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError(f"the root closed the socket after {len(replies)} of {len(ops)} replies")
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            replies.append(json.loads(line))
+    return replies

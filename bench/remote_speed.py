@@ -33,7 +33,7 @@ import time
 
 import psutil
 from stats import interleaved, rep_table  # noqa: E402
-from procs import alive  # noqa: E402 (bench/ is on sys.path: run as a script)
+from procs import alive, request_all  # noqa: E402 (bench/ is on sys.path: run as a script)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from looop.tree.backends import data_dir_hash  # noqa: E402
@@ -123,13 +123,7 @@ def one_rep(engine: str, n: int, tmp: str, ls_reps: int, grace: float) -> dict[s
         s.settimeout(120)
         s.connect(os.path.join(d, ".looop.sock"))
         t0 = time.perf_counter()
-        s.sendall(b"".join(json.dumps(o).encode() + b"\n" for o in ops))
-        buf, replies = b"", []
-        while len(replies) < n:
-            buf += s.recv(1 << 16)
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                replies.append(json.loads(line))
+        replies = request_all(s, ops)
         bad = [r for r in replies if not r.get("ok")]
         if bad:
             raise RuntimeError(f"{engine}: start refused: {bad[0]}")

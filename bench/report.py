@@ -40,7 +40,6 @@ def targets(res: dict[str, Any]) -> dict[tuple[str, Any, str], tuple[str, str]]:
     """key → (target text, verdict) for the §13 targets, from this run's rows."""
     rows, out = res["rows"], {}
     nmax, grace = max(res["ns"]), res["grace_s"]
-    stop_n = max([r["n"] for r in rows if r["figure"] == "stop"] or [nmax])
 
     def verdict(v: Optional[float], limit: Optional[float], show: str) -> str:
         if v is None or limit is None:

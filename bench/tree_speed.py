@@ -25,7 +25,7 @@ import time
 
 import psutil
 from stats import interleaved, rep_table  # noqa: E402
-from procs import alive, comm  # noqa: E402 (bench/ is on sys.path: run as a script)
+from procs import alive, comm, request_all  # noqa: E402 (bench/ is on sys.path: run as a script)
 
 
 def wait(cond, timeout: float, what: str) -> None:
@@ -77,13 +77,7 @@ def one_rep(src: str, n: int, tmp: str, prof: str = "") -> dict[str, float]:
         cpu0 = sum(rp.cpu_times()[:2])
         box0 = box_busy()
         t0 = time.perf_counter()
-        s.sendall(b"".join(json.dumps(o).encode() + b"\n" for o in ops))
-        buf, replies = b"", []
-        while len(replies) < n:
-            buf += s.recv(1 << 16)
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                replies.append(json.loads(line))
+        replies = request_all(s, ops)
         sleeps = [r["pid"] for r in replies]
         wait(lambda: all(comm(p) == "sleep" for p in sleeps), 30, "sleeps")
         out["start_ms"] = (time.perf_counter() - t0) * 1e3
