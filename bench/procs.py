@@ -222,7 +222,7 @@ def request_all(sock: Any, ops: Sequence[dict]) -> list[dict]:
     while len(replies) < len(ops):
         chunk = sock.recv(1 << 16)
         if not chunk:
-            raise ConnectionError(f"the root closed the socket after {len(replies)} of {len(ops)} replies")
+            raise FigureFailed(f"root closed the socket after {len(replies)} of {len(ops)} replies")
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from peers.base import Peer, Skip, check_bytes, expected, shell
-from procs import FigureFailed, alive, children, cmdline, comm, mem, now, wait_until
+from procs import FigureFailed, alive, children, cmdline, comm, mem, now, request_all, wait_until
 
 
 def looop_bin() -> str:
@@ -131,17 +131,7 @@ class Looop(Peer):
         s.settimeout(timeout)
         try:
             s.connect(os.path.join(self.d, ".looop.sock"))
-            s.sendall(b"".join(json.dumps(o).encode() + b"\n" for o in ops))
-            buf, replies = b"", []
-            while len(replies) < len(ops):
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    raise FigureFailed(f"root closed the socket after {len(replies)} replies")
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    replies.append(json.loads(line))
-            return replies
+            return request_all(s, ops)
         except socket.timeout:
             raise FigureFailed("control socket: no reply in time") from None
         finally:
