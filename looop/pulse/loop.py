@@ -208,7 +208,7 @@ def _cycle(d: str, out: Any, link: Any, failures: int) -> int:
     from looop.store import config, space
     stop.check()  # a safe point: asked to stop between two waits
     if _WATCHER is not None:
-        _WATCHER.woke.clear()  # this beat sees every ask there is now
+        _WATCHER.take_wake()  # this beat sees every ask there is now
     if link is not None:  # a beat is bounded by its deadlines: the root holds us to them
         link.beat(_longest_beat(d))
     try:
@@ -296,16 +296,13 @@ def _sleep(d: str, link: Any, secs: float, out: Any, failures: int, before: tupl
         left = deadline - time.monotonic()
         if woke or left <= 0:
             return failures
-        if _WATCHER is not None and _WATCHER.woke.is_set() and not failures:
-            _WATCHER.woke.clear()  # a new ask: the decider sees it now
-            return failures
+        if _WATCHER is not None and _WATCHER.take_wake() and not failures:
+            return failures  # a new ask: the decider sees it now (while backing off: later)
         wake = [_WATCHER.wake_fd] if _WATCHER is not None else []
         if link is None:  # `looop tick`-style runs: the watcher's pipe still ends the wait
             stop.wait(wake, min(left, POLL) if before is not None else left)
         else:  # the watcher's new ask ends the sleep through its pipe (no 1 s poll)
             link.sleep(min(left, POLL) if before is not None else left, wake=wake[0] if wake else None)
-        if _WATCHER is not None:
-            _WATCHER.drain()
         if before is not None and policy_signature(d) != before:
             out.line("info", "cadence.cut", "PLAYBOOK or goals edited — backoff cut, beating now")
             return 0

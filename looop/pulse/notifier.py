@@ -203,15 +203,16 @@ def _killpg(pgid: int) -> None:
 
 class Watcher:
     """The inbox check, once (`check`) or as the pulse's daemon thread
-    (`start`). `woke` is set when a new ask arrived; `spawned` holds the pids
-    of running notifiers (the beat's sweep spares them)."""
+    (`start`). A new ask writes a byte to `wake_fd`'s pipe (`take_wake`
+    empties it); `spawned` holds the pids of running notifiers (the beat's
+    sweep spares them)."""
 
     def __init__(self, d: str, out: Any, env: Mapping[str, str]):
         self.d, self.out, self.env = d, out, dict(env)
-        self.woke = threading.Event()
-        # ...and a byte on this pipe then, so the pulse's sleep can wait on it
-        # (select) instead of checking `woke` every second: no polling
+        # a new ask: a byte on this pipe, so the pulse's sleep waits on it
+        # (select) rather than polling a flag every second
         self.wake_fd, self._wake_w = os.pipe()
+        os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
         self.stop = threading.Event()
         self.spawned: set[int] = set()
@@ -251,20 +252,20 @@ class Watcher:
             return fresh
 
     def _wake(self) -> None:
-        self.woke.set()
         try:
             os.write(self._wake_w, b"!")
         except OSError:
             pass  # full (the pulse has not slept since): it is awake anyway
 
-    def drain(self) -> None:
-        """The pulse saw the wake: empty the pipe (it reads `woke` itself)."""
-        os.set_blocking(self.wake_fd, False)
+    def take_wake(self) -> bool:
+        """Did a new ask arrive since the last call? Empties the pipe."""
+        got = False
         try:
             while os.read(self.wake_fd, 4096):
-                pass
+                got = True
         except OSError:
-            pass
+            pass  # empty
+        return got
 
     def poll(self) -> float:
         """Seconds to the next check: inbox_poll with a notify_command, else
