@@ -87,10 +87,6 @@ def ask_items(pending: Iterable[tuple[dict[str, Any], bool]], now: float, prefix
     return out
 
 
-def _hms(t: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(t))
-
-
 def ladder_text(state: str, text: str, mem: dict[str, Any] | None) -> str:
     """An activity item's text with what the recovery ladder did about it."""
     if not mem or mem.get("kind") != state:
@@ -99,7 +95,8 @@ def ladder_text(state: str, text: str, mem: dict[str, Any] | None) -> str:
         again = "restarted with resume, " if mem["step"] != "raise" else ""
         text = f"{RAISED} ({again}still stuck): {text}"
     if state == "limited" and mem.get("step") == "park" and mem.get("resume_at"):
-        text += f" — parked: looop resumes it at {_hms(mem['resume_at'])}"
+        from looop.store.ladderstate import hhmmss
+        text += f" — parked: looop resumes it at {hhmmss(mem['resume_at'])}"
     if mem.get("refused"):
         text += f" — restart refused: {mem['refused']}"
     return text

@@ -84,7 +84,8 @@ def activity_cell(r: dict[str, Any]) -> str:
     act = (r.get("activity") or {}).get("state") or "-"
     p = r.get("parked")
     if p and p.get("resume_at"):
-        act += " (parked → " + time.strftime("%H:%M:%S", time.localtime(p["resume_at"])) + ")"
+        from looop.store.ladderstate import hhmmss
+        act += f" (parked → {hhmmss(p['resume_at'])})"
     return act
 
 

@@ -30,8 +30,10 @@ can look healthy, since quiet for `wait` is stuck again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
+
+from looop.inbox import stamp as epoch  # RFC 3339 (as in `activity.until`) → epoch seconds
+from looop.store.ladderstate import entry, hhmmss
 
 STUCK_RUNGS = {None: "nudge", "nudge": "raise", "raise": "restart", "restart": "fail"}
 
@@ -51,21 +53,6 @@ class Step:
 
 
 Mem = dict[str, Any]
-
-
-def epoch(value: Any) -> float | None:
-    """RFC 3339 (as in `activity.until`) → epoch seconds; None if not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def hhmmss(t: float) -> str:
-    import time
-    return time.strftime("%H:%M:%S", time.localtime(t))
 
 
 def decide(row: dict[str, Any], mem: Mem | None, k: Knobs, now: float) -> tuple[Step | None, Mem | None]:
@@ -96,8 +83,7 @@ def _stuck(sid: str, mem: Mem | None, k: Knobs, now: float) -> tuple[Step | None
     rung = STUCK_RUNGS.get(mem["step"] if mem else None)
     if rung is None:
         return None, mem
-    new = {"kind": "stuck", "step": rung, "at": now, "ok_since": None, "until": None,
-           "resume_at": None, "refused": None}
+    new = entry("stuck", rung, now)
     text = {"nudge": f"ladder: {sid} is stuck — typed the nudge {k.nudge!r}",
             "raise": f"ladder: {sid} still stuck after the nudge — raised in the inbox; "
                      f"restarting it (resume) at {hhmmss(now + k.wait)} unless it recovers",
@@ -128,5 +114,4 @@ def _limited(sid: str, act: dict[str, Any], mem: Mem | None, k: Knobs,
     resume_at = t + k.margin if t is not None else now + k.limited_retry
     return (Step("park", f"ladder: {sid} hit a usage limit ({why}) — parked, resuming it at "
                          f"{hhmmss(resume_at)}"),
-            {"kind": "limited", "step": "park", "at": now, "ok_since": None, "until": until,
-             "resume_at": resume_at, "refused": None, "text": text})
+            entry("limited", "park", now, until=until, resume_at=resume_at, text=text))

@@ -76,7 +76,7 @@ def _apply(d: str, link: Any, out: Any, sid: str, step: ladder.Step, k: ladder.K
         out.line("error", "ladder.refused", msg, id=sid, step=step.action)
         events.emit(d, "ladder_refused", id=sid, step=step.action, reason=str(e))
         _journal(d, msg)
-        return dict(old if old is not None else new or {}, at=now, refused=str(e)) or None
+        return dict(old or new or {}, at=now, refused=str(e))
     level = "error" if step.action == "fail" else "warn"
     out.line(level, f"ladder.{step.action}", step.text, id=sid)
     events.emit(d, "ladder_step", id=sid, step=step.action, text=step.text, at=round(now, 3))

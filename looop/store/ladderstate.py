@@ -8,7 +8,8 @@
         "ok_since": epoch s | null,       healthy since (a stuck episode ends after a while)
         "until": RFC 3339 | null,         a limit's named reset time
         "resume_at": epoch s | null,      when a parked worker is resumed
-        "refused": str | null}}}          why the last restart was refused (the restart cap)
+        "refused": str | null,            why the last restart was refused (the restart cap)
+        "text": str | null}}}             the banner that parked it (limited)
 
 Only the pulse writes it; `ls`, `status` and the inbox read it (`parked`,
 `note`). A file that does not parse is read as the most conservative
@@ -19,6 +20,7 @@ rewrites it whole: never a crash.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from looop.store import jsonio
@@ -32,10 +34,20 @@ def path(d: str) -> str:
     return os.path.join(d, FILE)
 
 
+def entry(kind: str, step: str, at: float, **more: Any) -> dict[str, Any]:
+    """One worker's memory: the episode, the rung just taken and when."""
+    return {"kind": kind, "step": step, "at": at, "ok_since": None, "until": None,
+            "resume_at": None, "refused": None, **more}
+
+
 def conservative(now: float) -> dict[str, Any]:
     """The memory assumed for a worker when the file was unreadable."""
-    return {"kind": "stuck", "step": "nudge", "at": now, "ok_since": None, "until": None,
-            "resume_at": None, "refused": None}
+    return entry("stuck", "nudge", now)
+
+
+def hhmmss(t: float) -> str:
+    """A resume time as people read it (local clock), wherever it is shown."""
+    return time.strftime("%H:%M:%S", time.localtime(t))
 
 
 def _valid(m: Any) -> bool:
@@ -67,10 +79,6 @@ def save(d: str, workers: dict[str, dict[str, Any]]) -> None:
 def read(d: str) -> dict[str, dict[str, Any]]:
     """The memory for readers outside the pulse (ls, status, inbox): {} when
     absent or unreadable. Never raises."""
-    try:
-        os.stat(path(d))
-    except OSError:
-        return {}
     return load(d)[0]
 
 
