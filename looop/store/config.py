@@ -229,11 +229,17 @@ def ensure(d: str) -> tuple[dict[str, Any], bool]:
     return cfg, True
 
 
+def _own(cfg: dict[str, Any], name: str | None) -> dict[str, Any]:
+    """What looop.json itself says of runner `name` ({} if nothing)."""
+    r = cfg.get("runners", {}).get(name or "")
+    return r if isinstance(r, dict) else {}
+
+
 def runner_states(cfg: dict[str, Any], name: str) -> dict[str, Any]:
     """A runner's `states` table: its preset's patterns, each state the
     user's entry names replaced by the user's list (user entries override)."""
     preset = PRESETS.get(name, {}).get("states") or {}
-    mine = (cfg.get("runners", {}).get(name) or {}).get("states")
+    mine = _own(cfg, name).get("states")
     if mine is None or not isinstance(mine, dict):
         return dict(preset) if mine is None else mine  # a bad value reaches validation as is
     return {**preset, **mine}
@@ -255,7 +261,7 @@ def seconds(value: Any) -> float | None:
 
 def runner_settle(cfg: dict[str, Any], name: str) -> float:
     """A runner's `settle` (default 1.5 s): the quiet that makes a screen settled."""
-    raw = (cfg.get("runners", {}).get(name) or {}).get("settle", PRESETS.get(name, {}).get("settle"))
+    raw = _own(cfg, name).get("settle", PRESETS.get(name, {}).get("settle"))
     got = seconds(raw) if raw is not None else None
     return DEFAULT_SETTLE if got is None else got
 
@@ -270,13 +276,13 @@ DEFAULT_LIMITED_RETRY = 30 * 60.0
 
 def runner_nudge(cfg: dict[str, Any], name: str | None) -> str:
     """A runner's `nudge` text (default "continue"); a non-string or blank one is the default."""
-    raw = (cfg.get("runners", {}).get(name or "") or {}).get("nudge")
+    raw = _own(cfg, name).get("nudge")
     return raw if isinstance(raw, str) and raw.strip() else DEFAULT_NUDGE
 
 
 def runner_limited_retry(cfg: dict[str, Any], name: str | None) -> float:
     """A runner's `limited_retry` (default 30 min): a limit that names no reset time."""
-    raw = (cfg.get("runners", {}).get(name or "") or {}).get("limited_retry")
+    raw = _own(cfg, name).get("limited_retry")
     got = seconds(raw) if raw is not None else None
     return DEFAULT_LIMITED_RETRY if not got else got
 
@@ -293,18 +299,20 @@ def ladder_errors(name: str, r: dict[str, Any]) -> list[str]:
     return errs
 
 
+def _positive(name: str, default: float) -> float:
+    from looop import settings
+    got = settings.get(name)
+    return default if got is None or got <= 0 else float(got)
+
+
 def worker_stuck() -> float:
     """LOOOP_WORKER_STUCK (default 15 min): quiet this long while working is stuck."""
-    from looop import settings
-    got = settings.get("LOOOP_WORKER_STUCK")
-    return DEFAULT_STUCK if got is None or got <= 0 else float(got)
+    return _positive("LOOOP_WORKER_STUCK", DEFAULT_STUCK)
 
 
 def worker_starting() -> float:
     """LOOOP_WORKER_STARTING (default 30 s): the longest a silent worker is `starting`."""
-    from looop import settings
-    got = settings.get("LOOOP_WORKER_STARTING")
-    return DEFAULT_STARTING if got is None or got <= 0 else float(got)
+    return _positive("LOOOP_WORKER_STARTING", DEFAULT_STARTING)
 
 
 def runner(cfg: dict[str, Any], name: str | None) -> tuple[str, dict[str, str]]:

@@ -4,12 +4,11 @@ every layer, so the root (tree/restart.py) and the rules decider read the
 same words with the same errors."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from looop.store.config import seconds
+
 KINDS = ("temporary", "transient", "permanent")
-_DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_kind(text: Any) -> str:
@@ -23,10 +22,9 @@ def parse_kind(text: Any) -> str:
 def parse_max_restarts(text: Any) -> tuple[int, float]:
     """`3/10m` → (3, 600.0): at most N restarts within the window."""
     n, _, win = str(text).partition("/")
-    m = _DUR.match(win)
-    if not n.strip().isdigit() or not m or int(n) < 1:
+    secs = seconds(win)
+    if not n.strip().isdigit() or secs is None or int(n) < 1:
         raise ValueError(f"bad max restarts {text!r} (use N/WINDOW, e.g. 3/10m)")
-    secs = float(m.group(1)) * _UNIT[m.group(2)]
     if secs <= 0:
         raise ValueError(f"bad max restarts {text!r}: the window must be positive")
     return int(n), secs
