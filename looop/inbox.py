@@ -28,10 +28,10 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from looop.store import printable
+from looop.tree.activity import NEEDS_SOMEONE as ACTIVITY_KINDS  # a worker's activity items
 
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
 RAISED = "nudge did not help"   # a stuck item the ladder raised starts with this
-ACTIVITY_KINDS = ("asking", "limited", "stuck")  # = looop.tree.activity.NEEDS_SOMEONE
 
 
 def command(prefix: str, *words: str) -> str:

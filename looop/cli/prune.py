@@ -48,7 +48,7 @@ def cmd_prune(argv: list[str]) -> int:
     root = _root_alive(d)
     where = backends.placed(d, [r["id"] for r in rs if not r["alive"]])
     # no final word from its child (it vanished, or its root did): its engine side may live
-    stale = {s for s in where if sessions.read_status(d, s).get("state") in ("starting", "running", "dead")}
+    stale = {s for s in where if sessions.read_status(d, s).get("state") in backends.UNSETTLED}
     orphans: set[str] = set()
     if a.remote and where:
         found = backends.survey(d, list(where.values()))

@@ -113,11 +113,11 @@ def cmd_status(argv: list[str]) -> int:
     print(f"last tick  {lt['at'] or 'never'}" + (f" · world {lt['hash'][:12]}" if lt["hash"] else ""))
     print(f"cost today {cost.fmt_usd(s['cost_today_usd'])}")
     print(f"workers    {len(s['workers'])}" + ("" if s["workers"] else " (none)"))
+    from looop.cli.ls import activity_cell
     for w in s["workers"]:
         code = f" exit {w['exit_code']}" if w["exit_code"] is not None else ""
         flag = f"  ⚑ {w['note'] or ''}" if w["flagged"] else ""
         err = f"  ! {w['log_error']}" if w.get("log_error") else ""
-        from looop.cli.ls import activity_cell
         act = f" · {activity_cell(w)}" if w.get("activity") else ""
         why = f" ({w['failed_reason']})" if w.get("failed_reason") else ""
         print(f"  {w['id']:<20} {w['state']}{code}{act}{why}{flag}{err}")

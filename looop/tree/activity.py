@@ -43,7 +43,7 @@ STATES = ("starting", "working", "ready", "asking", "limited", "stuck")
 PATTERN_STATES = ("asking", "limited", "working", "ready")  # match order on a settled screen
 EVENT_STATES = ("working", "ready", "asking", "limited", "stuck")  # what `_event` may say
 SOURCES = ("ask", "flag", "event", "screen", "timing")
-NEEDS_SOMEONE = ("asking", "limited", "stuck")  # inbox items (looop.inbox.ACTIVITY_KINDS)
+NEEDS_SOMEONE = ("asking", "limited", "stuck")  # each an inbox item (looop.inbox)
 STARTING_MAX = 30.0   # LOOOP_WORKER_STARTING: never "starting" for longer than this
 TEXT_MAX = 200        # evidence text is cut here (it goes into titles' neighbours, prompts)
 

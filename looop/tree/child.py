@@ -16,9 +16,8 @@ States (looop.store.sessions.State):
 """
 from __future__ import annotations
 
-import dataclasses
-
 import _signal
+import dataclasses
 import os
 import selectors
 import signal
@@ -414,25 +413,26 @@ class Child(Terminals):
         self._answer()
         return lines, cursor
 
+    def _tracking(self) -> Tracker:
+        if self.tracker is None or not self.cmd_alive:
+            raise ValueError(f"session {self.spec.sid} has no live command")
+        return self.tracker
+
     def _cmd_event(self, req: int, state: str, note: str | None) -> None:
         """`looop _event <id> <state> [note]`: an agent-native event (a hook)."""
-        if self.tracker is None or not self.cmd_alive:
-            raise ValueError(f"session {self.spec.sid} has no live command")
+        tracker = self._tracking()
         if state not in activity.EVENT_STATES:
             raise ValueError(f"unknown state {state!r} (known: {', '.join(activity.EVENT_STATES)})")
-        now = time.monotonic()
-        self.tracker.set_event(state, note, now)
-        self._look(now)
-        self.reply(req, {"ok": True, "activity": self.tracker.status(now)})
+        tracker.set_event(state, note, time.monotonic())
+        self._cmd_look(req)
 
     def _cmd_look(self, req: int) -> None:
-        """A nudge (`ask`, `answer`): classify now, though the worker may
-        print nothing — a new or answered ask is evidence without output."""
-        if self.tracker is None or not self.cmd_alive:
-            raise ValueError(f"session {self.spec.sid} has no live command")
+        """A nudge (`ask`, `answer`; and after an event): classify now, though
+        the worker may print nothing — an ask is evidence without output."""
+        tracker = self._tracking()
         now = time.monotonic()
         self._look(now)
-        self.reply(req, {"ok": True, "activity": self.tracker.status(now)})
+        self.reply(req, {"ok": True, "activity": tracker.status(now)})
 
     # -- status -----------------------------------------------------------------
 

@@ -278,19 +278,17 @@ READ_ONLY_OPS)
             refused = self.take_restart_slot(sid)
             if refused:
                 raise LooopError(refused)
+        meta = sessions.read_meta(self.d, sid)
         if sid in self.kids:
-            meta = sessions.read_meta(self.d, sid)
             argv = None
             if req.get("resume") and meta.get("resume"):
                 argv = self.worker_spec(sid, meta["resume"], meta.get("cwd") or self.d).argv
             self._forward(conn, req, "restart", argv)
             try:  # an in-place restart: one more run (the child records its start)
-                meta = sessions.read_meta(self.d, sid)
                 sessions.write_meta(self.d, sid, dict(meta, restarts=int(meta.get("restarts") or 0) + 1))
             except OSError:
                 pass  # the count is informational
             return
-        meta = sessions.read_meta(self.d, sid)
         if not meta.get("command"):
             raise LooopError(f"no session {sid!r}")
         self._restart_finished(conn, sid, meta)

@@ -140,13 +140,7 @@ def placements_left(d: str) -> list[Placement]:
 
 def placements(d: str, sids: list[str]) -> list[Placement]:
     """The remote placements of sessions `sids` (from meta.json)."""
-    from looop.store import sessions
-    out = []
-    for sid in sids:
-        w = Placement.from_meta(sessions.read_meta(d, sid).get("where"))
-        if w.kind != "local":
-            out.append(w)
-    return out
+    return list(placed(d, sids).values())
 
 
 def placed(d: str, sids: list[str]) -> dict[str, Placement]:
