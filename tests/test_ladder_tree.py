@@ -243,7 +243,10 @@ def test_hourly_restart_cap_covers_policy_and_ladder_restarts(data_dir, tmp_path
 def test_corrupt_ladder_state_is_conservative_and_rewritten(data_dir, tmp_path):
     d = data_dir
     keylog, _ = setup(d, str(tmp_path), "work 2\nhang\n")
-    t = tree(d)
+    # the script hangs at once: stuck after LOOOP_WORKER_STUCK. 6 s (not 3)
+    # so the corrupt file lands before the first rung even on a loaded box
+    # (a nudge taken before it would make the rungs [nudge, …], not [raise])
+    t = tree(d, LOOOP_WORKER_STUCK="6")
     try:
         run("start-session", "w", "the brief", "fake", check=True)
         # a beat that began after the start sees w (it reads its rows before the ladder file)
