@@ -246,21 +246,21 @@ class GhosttyScreen:
             if not C.string_at(view.ptr, view.len * 8).strip(b"\0"):
                 lines.append(" " * view.len)
                 continue
-            chars: list[str] = []
-            for x, raw in enumerate(view.ptr[:view.len]):
-                tag = raw & 3
-                if (raw >> 42) & 3 == SPACER_TAIL:
-                    continue
-                if tag == 0:
-                    c = (raw >> 2) & 0x1FFFFF
-                    chars.append(chr(c) if c else " ")
-                elif tag == 1:
-                    self._select(x)
-                    chars.append(self._graphemes())
-                else:
-                    chars.append(" ")
-            lines.append("".join(chars))
+            lines.append("".join(self._text(x, raw) for x, raw in enumerate(view.ptr[:view.len])))
         return lines
+
+    def _text(self, x: int, raw: int) -> str:
+        """One packed cell's text: "" for the tail of a wide character."""
+        tag = raw & 3
+        if (raw >> 42) & 3 == SPACER_TAIL:
+            return ""
+        if tag == 0:
+            content = (raw >> 2) & 0xFFFFFF
+            return chr(content & 0x1FFFFF) if content else " "
+        if tag == 1:
+            self._select(x)
+            return self._graphemes()
+        return " "
 
     def _row(self, raws: list[int]) -> list[tuple[str, tuple]]:
         """One row's (text, style key) per cell, decoded from the packed cells
@@ -269,16 +269,8 @@ class GhosttyScreen:
         row: list[tuple[str, tuple]] = []
         styles: dict[int, tuple] = {}
         for x, raw in enumerate(raws):
-            tag, content, sid, wide = raw & 3, (raw >> 2) & 0xFFFFFF, (raw >> 26) & 0xFFFF, (raw >> 42) & 3
-            if wide == SPACER_TAIL:
-                text = ""
-            elif tag == 0:
-                text = chr(content & 0x1FFFFF) if content else " "
-            elif tag == 1:
-                self._select(x)
-                text = self._graphemes()
-            else:
-                text = " "
+            tag, content, sid = raw & 3, (raw >> 2) & 0xFFFFFF, (raw >> 26) & 0xFFFF
+            text = self._text(x, raw)
             if sid:
                 key = styles.get(sid)
                 if key is None:
