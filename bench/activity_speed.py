@@ -53,7 +53,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from procs import Registry, cmdline, children, descendants  # noqa: E402
+from procs import Registry, cmdline, children, cpu_wakes, tree_parts  # noqa: E402
 
 ROOT = os.path.dirname(HERE)
 TUI = os.path.join(ROOT, "tests", "fakes", "agent_tui.py")
@@ -81,17 +81,7 @@ def wait(cond, timeout: float, what: str, poll: float = 0.01):
 
 def oncpu(pid: int) -> float:
     """CPU seconds of every thread of pid (schedstat: ns precise)."""
-    total = 0.0
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0]) / 1e9
-            except (OSError, ValueError):
-                continue
-    except OSError:
-        pass
-    return total
+    return cpu_wakes(pid)[0] / 1e9
 
 
 def med(xs: list[float]) -> float:
@@ -159,17 +149,7 @@ class Tree:
 
     def kinds(self) -> dict[str, list[int]]:
         """pids by kind: root, pulse child, pulse command, worker children, worker commands."""
-        out: dict[str, list[int]] = {"root": [self.proc.pid], "pulse child": [], "pulse command": [],
-                                     "worker children": [], "worker commands": []}
-        for c in children(self.proc.pid):
-            title = cmdline(c)
-            if title.startswith("looop: pulse"):
-                out["pulse child"].append(c)
-                out["pulse command"] += descendants(c)
-            elif title.startswith("looop: worker"):
-                out["worker children"].append(c)
-                out["worker commands"] += descendants(c)
-        return out
+        return tree_parts(self.proc.pid, worker_commands=True)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from peers.base import Peer
-from procs import FigureFailed, sweep, timed
+from procs import FigureFailed, cpu_wakes, sweep, timed, tree_parts
 from stats import summary
 
 Rows = list[dict[str, Any]]
@@ -265,43 +265,6 @@ def start_floor(n: int, argv: list[str], pty: bool, env: dict[str, str], reps: i
 
 # -- idle cost (looop only) ---------------------------------------------------
 
-def cpu_wakes(pid: int) -> tuple[int, int]:
-    """(ns on CPU, times scheduled in) summed over the process's threads,
-    from /proc/<pid>/task/*/schedstat (ns precise, unlike the 10 ms ticks of
-    /proc/<pid>/stat); (0, 0) once it is gone."""
-    ns = runs = 0
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0, 0
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                v = f.read().split()
-            ns, runs = ns + int(v[0]), runs + int(v[2])
-        except (OSError, ValueError, IndexError):
-            continue
-    return ns, runs
-
-
-def tree_parts(lp: Any) -> dict[str, list[int]]:
-    """looop's own processes by part: the root, its worker children, the
-    pulse child, the pulse's command and whatever that runs (not the
-    workers' commands: they are the user's programs)."""
-    from procs import children, cmdline, descendants
-    root = lp.proc.pid
-    parts: dict[str, list[int]] = {"root": [root], "worker children": [], "pulse child": [],
-                                   "pulse command": []}
-    for c in children(root):
-        cl = cmdline(c)
-        if cl.startswith("looop: pulse"):
-            parts["pulse child"].append(c)
-            parts["pulse command"] += descendants(c)
-        elif cl.startswith("looop: worker"):
-            parts["worker children"].append(c)
-    return parts
-
-
 IDLE_SETTLE = 5.0  # after the last start: first settles, the pulse's first beat, into its sleep
 
 
@@ -313,7 +276,7 @@ def idle_cost(lp: Any, n: int, seconds: float, rows: Rows) -> None:
     lp.boot(n, "sleep")
     lp.start_all()
     time.sleep(IDLE_SETTLE)
-    parts = tree_parts(lp)
+    parts = tree_parts(lp.proc.pid)
     before = {p: cpu_wakes(p) for ps in parts.values() for p in ps}
     t0 = time.perf_counter()
     time.sleep(seconds)

@@ -228,3 +228,42 @@ def request_all(sock: Any, ops: Sequence[dict]) -> list[dict]:
             line, buf = buf.split(b"\n", 1)
             replies.append(json.loads(line))
     return replies
+
+
+def cpu_wakes(pid: int) -> tuple[int, int]:
+    """(ns on CPU, times scheduled in) summed over the process's threads,
+    from /proc/<pid>/task/*/schedstat (ns precise, unlike the 10 ms ticks of
+    /proc/<pid>/stat); (0, 0) once it is gone."""
+    ns = runs = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0, 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                v = f.read().split()
+            ns, runs = ns + int(v[0]), runs + int(v[2])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ns, runs
+
+
+def tree_parts(root: int, worker_commands: bool = False) -> dict[str, list[int]]:
+    """A looop tree's processes by part: the root, its worker children, the
+    pulse child, the pulse's command and whatever that runs — and, if asked,
+    the workers' commands (the user's programs, not looop's)."""
+    parts: dict[str, list[int]] = {"root": [root], "worker children": [], "pulse child": [],
+                                   "pulse command": []}
+    if worker_commands:
+        parts["worker commands"] = []
+    for c in children(root):
+        cl = cmdline(c)
+        if cl.startswith("looop: pulse"):
+            parts["pulse child"].append(c)
+            parts["pulse command"] += descendants(c)
+        elif cl.startswith("looop: worker"):
+            parts["worker children"].append(c)
+            if worker_commands:
+                parts["worker commands"] += descendants(c)
+    return parts
