@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import shlex
 import time
-from datetime import datetime
 from typing import Any, Iterable
 
 from looop.store import printable
+from looop.store.sessions import stamp  # noqa: F401  (also read as inbox.stamp)
 from looop.tree.activity import NEEDS_SOMEONE as ACTIVITY_KINDS  # a worker's activity items
 
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
@@ -42,20 +42,6 @@ def command(prefix: str, *words: str) -> str:
 def profile_prefix(d: str) -> str:
     from looop.store import paths
     return "" if paths.is_default_profile(d) else f"LOOOP_DATA_DIR={shlex.quote(d)} "
-
-
-def stamp(value: Any) -> float | None:
-    """An RFC 3339 string or epoch seconds → epoch seconds (None if neither)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 def _age(value: Any, now: float) -> int:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Iterable
+import time
+from typing import Any, Callable
 
 from looop.store import sessions
 from looop.store.title import Title, live_titles, title_of
@@ -36,6 +37,7 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
     seen = set()
     for (dd, sid), (pid, t) in live.items():
         st, meta = sessions.read_status(dd, sid), sessions.read_meta(dd, sid)
+        t = agreeing(t, st, lambda: title_of(pid), time.time())
         seen.add((dd, sid))
         state = "stopped" if t.state == "running" and _stopped(st) else t.state
         out.append(_row(sid, t.role, state, True, st, meta, child_pid=pid,
@@ -55,6 +57,38 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
         for r in out:
             del r["data_dir"]
     return out
+
+
+FRESH = 2.0  # s: a status.json this new, beside a title that disagrees, is a publish in flight
+
+
+def agreeing(t: Title, st: dict, reread: Callable[[], Title | None], now: float) -> Title:
+    """Pure but for `reread`: the title to pair with status.json `st`. A child
+    writes the file, then its title; a reader that took the title before a
+    publish and the file after holds two moments (an `asking` title beside
+    a `working` file, a flag beside no note) — the inbox once notified such
+    an evidence-less `asking`. The file is then the newer: its title is
+    usually one /proc read away, and if the child has not set it yet (a
+    loaded box can hold it between the two writes), the fresh file speaks
+    for it. A file that stays stale (it could not be written: a full disk)
+    is not fresh, and the title wins as before."""
+    if _agree(t, st):
+        return t
+    again = reread()
+    if again is not None and again.sid == t.sid and again.data_dir == t.data_dir and _agree(again, st):
+        return again
+    ts = st.get("updated_ts")
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool) and now - ts < FRESH:
+        act = st.get("activity") if isinstance(st.get("activity"), dict) else {}
+        since = sessions.stamp(act.get("since"))
+        return t._replace(flagged=bool(st.get("flagged")), activity=act.get("state"),
+                          since=int(since) if since is not None else t.since)
+    return t
+
+
+def _agree(t: Title, st: dict) -> bool:
+    act = st.get("activity") if isinstance(st.get("activity"), dict) else {}
+    return t.flagged == bool(st.get("flagged")) and t.activity == act.get("state")
 
 
 def _mark_parked(d: str, out: list[dict[str, Any]]) -> None:
@@ -94,7 +128,6 @@ def _activity(d: str, sid: str, t: Title, st: dict) -> dict[str, Any] | None:
     if on_disk.get("state") != t.activity:
         on_disk = {}  # caught between the title and the file: the title wins
     try:
-        import time
         quiet = max(0.0, time.time() - os.stat(sessions.log_path(d, sid)).st_mtime)
     except OSError:
         quiet = on_disk.get("quiet_s")

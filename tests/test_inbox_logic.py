@@ -1,6 +1,8 @@
 """The inbox aggregation as a pure function of its sources (looop.inbox)."""
 from __future__ import annotations
 
+import pytest
+
 from looop.inbox import aggregate
 
 NOW = 1_000_000.0
@@ -86,3 +88,28 @@ def test_mailbox_housekeeping(tmp_path):
     assert not os.path.exists(os.path.join(d, "answers", "w-1.json"))
     assert [r["id"] for r in asks.pending(d)] == ["w-2"]
     assert tells.reap(d, 3600) == 0 and tells.reap(d, 3600, now=later) == 1
+
+
+def test_a_title_read_before_a_publish_is_paired_with_the_file_after_it():
+    """ls reads a child's title, then its status.json; the child writes the
+    file, then the title. Caught between, the inbox once saw an `asking`
+    title with a `working` file's (empty) evidence and notified a bogus
+    `asking w1: asking`. The newer title, read again, goes with the file;
+    if the child has not set it yet, the fresh file speaks for it."""
+    from looop.registry import agreeing
+    from looop.store.title import Title
+    asking = Title("worker", "w1", "running", False, "/d", "asking", 100)
+    working = asking._replace(activity="working", since=101)
+    file_now = {"flagged": False, "updated_ts": NOW - 0.5,
+                "activity": {"state": "working", "since": "1970-01-01T00:01:41Z", "evidence": {}}}
+    assert agreeing(asking, file_now, lambda: working, NOW) == working
+    assert agreeing(working, file_now, lambda: pytest.fail("agreeing: no second read"), NOW) == working
+    # unflagged since the title was read: the flag goes with the note
+    assert agreeing(working._replace(flagged=True), file_now, lambda: working, NOW) == working
+    # the title not set yet (or the pid gone, or carrying another worker now):
+    # the fresh file speaks for it
+    for again in (asking, None, working._replace(sid="w2"), working._replace(data_dir="/e")):
+        assert agreeing(asking, file_now, lambda: again, NOW) == working
+    # a file that stayed stale (not written: a full disk): the title wins
+    stale = {**file_now, "updated_ts": NOW - 60}
+    assert agreeing(asking, stale, lambda: asking, NOW) == asking

@@ -46,6 +46,20 @@ def rfc3339(ts: float | None = None) -> str:
         .isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def stamp(value: Any) -> float | None:
+    """An RFC 3339 string or epoch seconds → epoch seconds (None if neither)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
 def read_meta(d: str, sid: str) -> dict[str, Any]:
     return jsonio.load_file(os.path.join(paths.session_dir(d, sid), "meta.json"), {}) or {}
 
