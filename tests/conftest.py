@@ -65,6 +65,36 @@ def wait_gone(pids: list[int], timeout: float, what: str = "every pid gone") -> 
                f"{what}: still alive {[p for p in pids if alive(p)]}")
 
 
+def kill_tmux(*server: str, env: dict[str, str] | None = None) -> None:
+    """Stop a test's tmux server (`server`: its -L/-S arguments) and wait
+    until it and everything in its panes are gone: `kill-server` returns
+    before the server exits, and the leak check that follows must not
+    catch the panes' processes still dying (CI once did)."""
+    def tmux(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["tmux", *server, *args], env=env, capture_output=True, text=True, timeout=10)
+    try:
+        procs = [psutil.Process(int(tmux("display-message", "-p", "#{pid}").stdout.strip()))]
+        procs += procs[0].children(recursive=True)
+    except (ValueError, psutil.Error):
+        procs = []  # no server (never started, or already gone)
+    tmux("kill-server")
+    deadline = time.monotonic() + 5
+    while (left := [p for p in procs if alive(p.pid)]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for p in left:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    if "-L" in server:
+        path = os.path.join((env or os.environ).get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}",
+                            server[server.index("-L") + 1])
+        try:
+            os.unlink(path)  # tmux leaves its socket file behind
+        except FileNotFoundError:
+            pass
+
+
 def use_profile(mp: pytest.MonkeyPatch, d: str) -> str:
     """Point os.environ at the test profile `d` with fast knobs, through `mp`
     (undone with it).

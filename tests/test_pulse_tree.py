@@ -7,7 +7,7 @@ import json
 import os
 import signal
 
-from conftest import Tree, ls, run, wait_until
+from conftest import Tree, kill_tmux, ls, run, wait_until
 from fakes import bump_world, isolated_home, read, sensor, setup_fake
 
 from looop.store.prompts import contract
@@ -197,14 +197,7 @@ def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
         assert windows.count("⚑w1") == 1
     finally:
         t.stop(signal.SIGTERM)
-        import psutil
-        server = psutil.Process(int(tmux("display", "-p", "#{pid}").stdout.strip()))
-        procs = [server] + server.children(recursive=True)
-        tmux("kill-server")
-        _, alive = psutil.wait_procs(procs, timeout=5)
-        for p in alive:
-            p.kill()
-        psutil.wait_procs(alive, timeout=2)
+        kill_tmux(env=env)
 
 
 def test_sigterm_to_the_pulse_mid_beat_ends_it_cleanly(data_dir, tmp_path):

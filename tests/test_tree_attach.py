@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BIN, ls, run, wait_until
+from conftest import BIN, kill_tmux, ls, run, wait_until
 
 from looop.store import sessions
 
@@ -49,12 +49,7 @@ class Tmux:
                           f"{text!r} on the tmux screen")
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True, timeout=10)
-        path = os.path.join(os.environ.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", self.sock)
-        try:
-            os.unlink(path)  # tmux leaves its socket file behind
-        except FileNotFoundError:
-            pass
+        kill_tmux("-L", self.sock)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ once both have settled: each unchanged over two captures 250 ms apart.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -88,12 +87,8 @@ class Tmux:
                 self("send-keys", "-t", "p", k)
 
     def kill(self) -> None:
-        subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True, timeout=10)
-        path = os.path.join(os.environ.get("TMUX_TMPDIR") or "/tmp", f"tmux-{os.getuid()}", self.sock)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+        from conftest import kill_tmux
+        kill_tmux("-L", self.sock)
 
 
 _SGR = re.compile(r"\x1b\[[0-9;:]*m")
