@@ -22,8 +22,11 @@ READY = 'trap "echo trapped; exit 143" TERM; echo ready; '
 
 def jobs(d: str) -> list[str]:
     """This user's job ids named for data dir `d`."""
-    out = subprocess.run(["squeue", "--me", "-h", "-o", "%i %j"], capture_output=True, text=True,
-                         timeout=10).stdout
+    # squeue fails now and then on a loaded box (slurmctld slow to answer):
+    # an empty stdout then is not "no jobs"
+    out = wait_until(lambda: (r := subprocess.run(["squeue", "--me", "-h", "-o", "%i %j"], capture_output=True,
+                                                  text=True, timeout=10)).returncode == 0 and [r.stdout],
+                     30, "squeue to answer")[0]
     h = data_dir_hash(d)
     return [ln.split()[0] for ln in out.splitlines() if ln.split()[-1].endswith("-" + h)]
 
