@@ -120,7 +120,10 @@ def test_prune_remote_releases_orphans_and_only_this_data_dirs(tmp_path, monkeyp
             if SSH_UP else []
         b_jobs = jobs(b)
         assert len(b_jobs) == (1 if SLURM_UP else 0)
-        orphaned = {r["id"] for r in ls("--remote") if r["state"] == "orphaned"}
+        def asked() -> list[set[str]] | None:  # None while an engine did not answer (a loaded box)
+            r = run("ls", "--json", "--remote", check=True, timeout=60)
+            return None if r.stderr else [{x["id"] for x in json.loads(r.stdout) if x["state"] == "orphaned"}]
+        orphaned = wait_until(asked, 60, "the engines to answer ls --remote")[0]
         assert orphaned == {f"x-{r}" for r in runners}
         # plain prune without a root: the finished local session goes, the orphans' dirs stay
         before = {x: sessions.read_status(b, x) for x in orphaned}

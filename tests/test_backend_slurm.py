@@ -128,7 +128,10 @@ def test_the_next_root_cancels_jobs_a_hard_death_left(slurm_dir):
     t.out.close()
     left = jobs(slurm_dir)
     assert left, "the job should outlive a tree killed all at once"
-    row = next(r for r in json.loads(run("ls", "--json", "--remote", check=True).stdout) if r["id"] == "o1")
+    def asked() -> dict | None:  # None while squeue did not answer (a loaded box)
+        r = run("ls", "--json", "--remote", check=True, timeout=60)
+        return None if r.stderr else next(x for x in json.loads(r.stdout) if x["id"] == "o1")
+    row = wait_until(asked, 60, "squeue to answer ls --remote")
     assert (row["state"], row["remote"]["id"]) == ("orphaned", left[0])
     assert next(r for r in ls() if r["id"] == "o1")["state"] == "dead"  # plain ls: no engine round trip
     t2 = Tree(slurm_dir)

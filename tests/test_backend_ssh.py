@@ -94,8 +94,10 @@ def test_every_verb_through_an_ssh_worker(ssh_dir):
         run("resize", "w1", "100x30", check=True)
         run("send", "w1", "size", check=True)
         expect("w1", "^30 100", "10s")
-        start("w2", "echo bye; exit 7")  # the next host, round-robin
-        assert next(r for r in ls() if r["id"] == "w2")["remote"]["host"] == HOSTS[1 % len(HOSTS)]
+        # the next host, round-robin (it ends at once: a loaded box's `ls` can miss it live)
+        run("start-session", "w2", "echo bye; exit 7", "remote", check=True, timeout=60)
+        w2 = wait_until(lambda: next((r for r in ls() if r["id"] == "w2" and r["remote"]), None), 20, "w2 placed")
+        assert w2["remote"]["host"] == HOSTS[1 % len(HOSTS)]
         assert run("wait", "w2", "--timeout", "20s", timeout=30).returncode == 7
         assert run("kill", "w1", timeout=30).returncode == 0
         st = {r["id"]: r for r in ls()}["w1"]
@@ -158,7 +160,10 @@ def test_two_data_dirs_on_one_host_never_touch_each_other(tmp_path, monkeypatch)
     tb.out.close()
     time.sleep(0.5)
     assert [p for p in theirs if alive(p)], "the HUP-proof process should outlive B's tree"
-    row = next(r for r in json.loads(run("ls", "--json", "--remote", check=True).stdout) if r["id"] == "x")
+    def asked() -> dict | None:  # None while the host did not answer (a loaded box: its 10 s bound)
+        r = run("ls", "--json", "--remote", check=True, timeout=60)
+        return None if r.stderr else next(x for x in json.loads(r.stdout) if x["id"] == "x")
+    row = wait_until(asked, 60, "the host to answer ls --remote")
     assert (row["state"], row["remote"]["host"]) == ("orphaned", HOSTS[0])
     tb2 = Tree(b)  # B's next root sweeps the host by B's hash
     wait_gone(theirs, 10, "B's leftovers")
@@ -208,3 +213,39 @@ def test_graceful_kill_reaches_a_command_without_a_trap(data_dir, pidns):
         assert run("wait", "p2", "--timeout", "10s", timeout=20).returncode == 130
     finally:
         t.stop()
+
+
+def test_ls_and_prune_remote_name_a_host_that_does_not_answer(data_dir, tmp_path):
+    """`ls --remote` asks each host what still runs there; a host that does
+    not answer was read as "nothing runs there". Now its name is said (after
+    the table; on stderr with --json, whose stdout stays the array), and
+    `prune --remote` says it too."""
+    conf = tmp_path / "ssh_config"
+    conf.write_text("Host looop-down\n  HostName 127.0.0.1\n  Port 1\n  BatchMode yes\n"
+                    "  ConnectTimeout 2\n\n" + open(SSH_CONFIG).read())
+    os.makedirs(data_dir, exist_ok=True)
+    ok, down = ({"interactive": "bash {{prompt_file}}", "tick": '"$LOOOP_BIN" _rules',
+                 "backend": {"kind": "ssh", "hosts": [h], "options": ["-F", str(conf)], "pidns": False}}
+                for h in (HOSTS[0], "looop-down"))
+    with open(os.path.join(data_dir, "looop.json"), "w") as f:
+        json.dump({"default": "rules", "runners": {"ok": ok, "down": down}}, f)
+    t = Tree(data_dir)
+    try:
+        run("start-session", "up1", READY + "sleep 1000", "ok", check=True, timeout=60)
+        expect("up1", "ready")
+        run("start-session", "gone1", "echo never", "down", check=True, timeout=60)
+        wait_until(lambda: next((r for r in ls() if r["id"] == "gone1" and not r["alive"]), None),
+                   30, "the worker on the unreachable host to end")
+        said = "ssh:looop-down did not answer: what still runs there is unknown (its rows are as on disk)"
+        r = run("ls", "--remote", timeout=60)
+        assert r.returncode == 0 and r.stdout.rstrip().endswith("⚠ " + said), r.stdout
+        assert "ssh:looop-h1" not in r.stdout.splitlines()[-1]
+        r = run("ls", "--remote", "--json", timeout=60)
+        assert {x["id"] for x in json.loads(r.stdout)} == {"pulse", "up1", "gone1"}
+        assert r.stderr.strip() == "looop ls: " + said
+        r = run("prune", "--remote", "--dry-run", timeout=60)
+        assert r.returncode == 0 and r.stderr.strip() == "looop prune: " + said, r
+        assert "would prune 1 sessions (gone1)" in r.stdout  # its child said it ended
+        assert run("kill", "up1", timeout=30).returncode == 0
+    finally:
+        t.stop(signal.SIGTERM)

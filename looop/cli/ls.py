@@ -115,14 +115,23 @@ def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
     return "\n".join(lines)
 
 
-def with_orphans(d: str, rs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def with_orphans(d: str, rs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
     """`ls --remote`: ask the engines this data dir's remote sessions ran on
     what still lives there; a row whose local child is gone but whose engine
-    side lives becomes `orphaned` (the next root releases it)."""
+    side lives becomes `orphaned` (the next root releases it). Also the line
+    naming the engines that did not answer (None if all did): their rows are
+    only what the disk says, which must not pass for an answer."""
     from looop.store import sessions
     from looop.tree import backends
-    found = backends.survey(d, backends.placements(d, sessions.list_ids(d)))
-    return mark_orphans(rs, found)
+    found, silent = backends.survey(d, backends.placements(d, sessions.list_ids(d)))
+    return mark_orphans(rs, found), silent_line(silent)
+
+
+def silent_line(silent: set[str]) -> str | None:
+    if not silent:
+        return None
+    return (f"{', '.join(sorted(silent))} did not answer: what still runs there is unknown "
+            "(its rows are as on disk)")
 
 
 def mark_orphans(rs: list[dict[str, Any]], found: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,23 +157,27 @@ def cmd_ls(argv: list[str]) -> int:
                    help="add CPU (over 0.2 s), RSS (command + descendants) and ↺ restarts")
     p.add_argument("--remote", action="store_true",
                    help="also ask the engines (ssh hosts, squeue): a session whose engine side "
-                        "outlived its local child shows as orphaned")
+                        "outlived its local child shows as orphaned; an engine that does not answer "
+                        "is named after the table (on stderr with --json)")
     a = p.parse_args(argv)
     d = paths.data_dir()
     every = duration(a.interval)
 
     def render() -> str:
-        rs = with_backoff(d, rows(d, everywhere=a.all))
+        rs, silent = with_backoff(d, rows(d, everywhere=a.all)), None
         if a.remote:
-            rs = with_orphans(d, rs)
+            rs, silent = with_orphans(d, rs)
         if a.json:
             from looop.store import jsonio
             for r in rs:
                 for k in [k for k in r if k.startswith("_")]:
                     del r[k]
+            if silent:  # stdout stays the JSON array
+                print(f"looop ls: {silent}", file=sys.stderr)
             return jsonio.dumps(rs)
         width = os.get_terminal_size().columns if sys.stdout.isatty() else 0
-        return table(rs, width, wide=a.wide) if rs else "no sessions (start the loop with `looop`)"
+        text = table(rs, width, wide=a.wide) if rs else "no sessions (start the loop with `looop`)"
+        return text + (f"\n⚠ {silent}" if silent else "")
 
     return redraw(render, a.watch, every)
 

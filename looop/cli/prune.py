@@ -10,6 +10,7 @@ the session's name) and then removes it, or for the next root's sweep.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from looop.cli.args import parser
@@ -51,8 +52,13 @@ def cmd_prune(argv: list[str]) -> int:
     stale = {s for s in where if sessions.read_status(d, s).get("state") in backends.UNSETTLED}
     orphans: set[str] = set()
     if a.remote and where:
-        found = backends.survey(d, list(where.values()))
-        orphans = {s for s, w in where.items() if (w.kind, s) in found}
+        found, silent = backends.survey(d, list(where.values()))
+        # an engine that did not answer may still run what never said it
+        # ended: as orphans, released if it answers now, else kept (not pruned blind)
+        orphans = {s for s, w in where.items() if (w.kind, s) in found or (w.engine in silent and s in stale)}
+        if silent:
+            from looop.cli.ls import silent_line
+            print(f"looop prune: {silent_line(silent)}", file=sys.stderr)
     todo, gone, keep = plan(rs, stale, set(where), orphans, set(), root, a.remote)
     if a.dry_run:  # as if every engine answered
         todo, gone, keep = plan(rs, stale, set(where), orphans, set(todo), root, a.remote)

@@ -31,8 +31,9 @@ class Kind(NamedTuple):
     argv: Callable[[Placement, str, str, str, str], tuple[str, ...]]
     # (placements, h) → what was swept; called by the next root
     leftovers: Callable[[list[Placement], str], list[str]] | None
-    # (placements, h) → {sid: identity} of what lives on the engine (ls --remote)
-    survey: Callable[[list[Placement], str], dict[str, dict[str, Any]]] | None
+    # (placements, h) → ({sid: identity} of what lives on the engine, the
+    # engines (Placement.engine) that did not answer) — for ls/prune --remote
+    survey: Callable[[list[Placement], str], tuple[dict[str, dict[str, Any]], set[str]]] | None
     # ([(placement, sid)], h) → {sid: what was removed} for each sid the engine answered for
     release: Callable[[list[tuple[Placement, str]], str], dict[str, list[str]]] | None
 
@@ -109,19 +110,24 @@ def open_backend(spec: Any, previous: Backend | None = None) -> Backend:
                                  spec.onlcr, spec.pass_fds, where=where, **again)
 
 
-def survey(d: str, wheres: list[Placement]) -> dict[tuple[str, str], dict[str, Any]]:
+def survey(d: str, wheres: list[Placement]) -> tuple[dict[tuple[str, str], dict[str, Any]], set[str]]:
     """Ask every engine in `wheres` what of data dir `d` lives there:
-    (engine, sid) → {"engine", "host", "id"}. Bounded per engine."""
+    ((engine, sid) → {"engine", "host", "id"}, the engines that did not
+    answer — ssh:HOST, slurm — of whose sessions nothing is known). Bounded
+    per engine."""
     h = data_dir_hash(d)
     by_kind: dict[str, list[Placement]] = {}
     for w in wheres:
         by_kind.setdefault(w.kind, []).append(w)
     found: dict[tuple[str, str], dict[str, Any]] = {}
+    silent: set[str] = set()
     for kind, ws in sorted(by_kind.items()):
         k = KINDS.get(kind)
         if k is not None and k.survey is not None:
-            found.update({(kind, sid): ident for sid, ident in k.survey(ws, h).items()})
-    return found
+            got, mute = k.survey(ws, h)
+            found.update({(kind, sid): ident for sid, ident in got.items()})
+            silent |= mute
+    return found, silent
 
 
 # Session states after which an engine side may still run: a dead root left

@@ -36,6 +36,11 @@ class Placement:
     pidns: bool = True                           # ssh: a PID namespace where the host allows it
     max_per_host: int = 8                        # ssh: handshakes at once per host
 
+    @property
+    def engine(self) -> str:
+        """The engine it lives on, as a person names it: ssh:HOST, slurm."""
+        return f"{self.kind}:{self.host}" if self.host else self.kind
+
     def as_meta(self) -> dict[str, Any]:
         return {"kind": self.kind, "host": self.host, "name": self.name, "opts": list(self.opts),
                 "pidns": self.pidns, "max_per_host": self.max_per_host}

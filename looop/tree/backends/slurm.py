@@ -128,14 +128,14 @@ class SrunPty(LocalPty):
         return {"engine": "slurm", "host": "", "id": self.job}
 
 
-def survey(wheres: list[Placement], h: str) -> dict[str, dict[str, Any]]:
-    """This user's jobs named looop-<sid>-<h>, from squeue: sid → identity."""
-    found: dict[str, dict[str, Any]] = {}
-    for line in _run(["squeue", "--me", "-h", "-o", "%i %j"]).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].startswith("looop-") and parts[1].endswith("-" + h):
-            found[parts[1][len("looop-"):-len(h) - 1]] = {"engine": "slurm", "host": "", "id": parts[0]}
-    return found
+def survey(wheres: list[Placement], h: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """This user's jobs named looop-<sid>-<h>, from squeue: sid → identity
+    ({"slurm"} as the engine that did not answer if squeue failed)."""
+    ours = _ours(h)
+    if ours is None:
+        return {}, {"slurm"}
+    return {name[len("looop-"):-len(h) - 1]: {"engine": "slurm", "host": "", "id": job}
+            for name, job in ours.items()}, set()
 
 
 def leftovers(wheres: list[Placement], h: str) -> list[str]:

@@ -272,17 +272,19 @@ def leftovers(wheres: list[Placement], h: str) -> list[str]:
             for x in sorted(set(out.split()))]
 
 
-def survey(wheres: list[Placement], h: str) -> dict[str, dict[str, Any]]:
+def survey(wheres: list[Placement], h: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """What lives on the hosts for data dir hash `h`, asked over ssh (for
     `ls --remote`): sid → identity, from live processes carrying the
-    marker. Bounded (HELPER_TIMEOUT); an unreachable host lists nothing."""
+    marker, and the hosts (ssh:HOST) that did not answer. Bounded
+    (HELPER_TIMEOUT)."""
     script = (f'for f in $(grep -lsaz "^LOOOP_SWEEP={h}:" /proc/[0-9]*/environ 2>/dev/null); do '
               f"tr '\\0' '\\n' <\"$f\" | sed -n 's/^LOOOP_SWEEP={h}://p'; done | sort -u")
     found: dict[str, dict[str, Any]] = {}
-    for host, out in _on_each_host(wheres, script):
+    answered = _on_each_host(wheres, script)
+    for host, out in answered:
         for sid in out.split():
             found[sid] = {"engine": "ssh", "host": host, "id": f"looop-{sid}-{h}"}
-    return found
+    return found, {w.engine for w in wheres} - {f"ssh:{host}" for host, _ in answered}
 
 
 def release(items: list[tuple[Placement, str]], h: str) -> dict[str, list[str]]:
