@@ -79,8 +79,10 @@ def cmd_send(argv: list[str]) -> int:
     timeout = duration(a.timeout)
     sid, d = paths.check_id(a.id, "session"), paths.data_dir()
     with control.Client(d, timeout=30.0) as c:
-        probe = c.call("input", id=sid, data="")
         n = longest_line(text + ("" if a.n else "\r"))
+        # the empty input answers whether the program reads lines (and that the
+        # session is live); only a long line or no text at all needs the answer
+        probe = c.call("input", id=sid, data="") if n > LINE_MAX or not text else {}
         if probe.get("canonical") and n > LINE_MAX:
             raise UsageError(f"line of {n} bytes exceeds the terminal's {LINE_MAX}-byte line limit "
                              f"(canonical mode); nothing was sent — split the line, or have the "
