@@ -1,7 +1,8 @@
-"""The short verbs people and scripts call in loops (`send`, `key`, `ls`)
-import only what they use (SPEC §13: interpreter start dominates them). Each
-verb runs for real against a live tree in a fresh interpreter, which then
-lists the modules the verb loaded; a heavy import creeping back fails here.
+"""The short verbs people and scripts call in loops (`send`, `key`, `ls`,
+`inbox`, `status`) import only what they use (SPEC §13: interpreter start
+dominates them). Each verb runs for real against a live tree in a fresh
+interpreter, which then lists the modules the verb loaded; a heavy import
+creeping back fails here.
 The speed itself is measured by bench/run.py (`send`, `list`), not here.
 
 Also the steering order `send` relies on: without --verify the paste is the
@@ -29,6 +30,10 @@ NOT_ON = {
     "send": HEAVY + ("datetime", "looop.screen"),
     "key": HEAVY + ("datetime", "looop.registry", "looop.store.sessions"),
     "ls": HEAVY + ("socket", "selectors", "looop.tree.control", "looop.wire", "looop.screen"),
+    "inbox": HEAVY + ("socket", "looop.tree.activity", "looop.screen"),
+    # status reads the pulse's schedule (looop.pulse.loop), nothing else of it
+    "status": tuple(h for h in HEAVY if h != "looop.pulse") + ("looop.pulse.actions", "looop.pulse.beat",
+                                                               "socket", "looop.screen"),
 }
 
 PROBE = """import json, sys
@@ -67,7 +72,8 @@ def _screen_ok() -> bool:
 
 @pytest.mark.parametrize("argv", [("send", "imp", "hello"), ("send", "-n", "imp", "x"),
                                   ("send", "imp", "hi", "--json"), ("key", "imp", "Left", "C-u"),
-                                  ("ls",), ("ls", "--json")], ids=" ".join)
+                                  ("ls",), ("ls", "--json"), ("inbox",), ("inbox", "--json"),
+                                  ("status",)], ids=" ".join)
 def test_a_hot_verb_imports_nothing_heavy(t, argv):
     mods = loaded_by(*argv)
     assert "looop.cli.main" in mods  # the probe saw the verb's imports

@@ -115,7 +115,7 @@ def cmd_key(argv: list[str]) -> int:
 def cmd_event(argv: list[str]) -> int:
     """An agent's own hook says what it is doing (SPEC §15): the strongest
     evidence after a pending ask or flag, until its output resumes."""
-    from looop.tree.activity import EVENT_STATES
+    from looop.tree.activity_states import EVENT_STATES
     p = parser("_event", "Report a worker's activity from an agent hook.")
     session_arg(p)
     p.add_argument("state", help=" | ".join(EVENT_STATES))
