@@ -113,8 +113,13 @@ def _proc_title(pid: int) -> Title | None:
         raw = os.read(fd, MAX_READ)
         if not raw.startswith(b"looop:"):
             return None
-        while len(raw) < MAX_READ and (more := os.read(fd, MAX_READ - len(raw))):
-            raw += more  # a title longer than one read returns (a page)
+        # one read returns the whole cmdline up to the count (the kernel
+        # loops over pages); read on only after a page-sized piece, to be sure
+        while raw and len(raw) % 4096 == 0 and len(raw) < MAX_READ:
+            more = os.read(fd, MAX_READ - len(raw))
+            if not more:
+                break
+            raw += more
     except OSError:
         return None
     finally:
