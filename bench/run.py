@@ -189,7 +189,8 @@ class Ctx:
 def install_peers(a: argparse.Namespace, reg: Registry, tmp: str, res: dict[str, Any]) -> Ctx:
     lp = Looop(reg, tmp, a.grace)
     lp.install()
-    res["peers"]["looop"] = {"version": lp.version, "bin": lp.bin}
+    res["peers"]["looop"] = {"version": lp.version, "bin": lp.bin, "bytecode": lp.bytecode}
+    log(f"looop bytecode: {lp.bytecode}")
     ctx = Ctx(a, reg, lp, [lp], res["rows"])
     for name in a.peer_list:
         p = peer_class(name)(reg, tmp, a.grace)

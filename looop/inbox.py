@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from looop.store import printable
 from looop.store.sessions import stamp  # noqa: F401  (also read as inbox.stamp)
-from looop.tree.activity import NEEDS_SOMEONE as ACTIVITY_KINDS  # a worker's activity items
+from looop.tree.activity_states import NEEDS_SOMEONE as ACTIVITY_KINDS  # a worker's activity items
 
 KINDS = ("ask", "flag", "asking", "limited", "stuck", "failed", "budget")
 RAISED = "nudge did not help"   # a stuck item the ladder raised starts with this

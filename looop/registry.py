@@ -109,9 +109,12 @@ def _stopped(st: dict) -> bool:
     pid = st.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+    try:  # (os.read: one per live row of `ls`, no file object)
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
+        finally:
+            os.close(fd)
     except (OSError, IndexError):
         return False
     return fields[:1] in ([b"T"], [b"t"])

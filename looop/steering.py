@@ -19,7 +19,7 @@ from typing import Any, Callable
 from looop.errors import LooopError
 
 Call = Callable[..., dict[str, Any]]
-POLL = 0.05
+POLL = 0.05          # s between polls, once the first few quick ones found nothing
 ECHO_MAX = 2.0        # wait at most this long for the paste to show before pressing Enter
 
 
@@ -51,21 +51,24 @@ def deliver(call: Call, sid: str, text: str, *, enter: bool = True, verify: bool
     row)` records the send (and the screen row it was typed on) for `expect`;
     `paste()`, if given, types the text instead of one `input` op (the CLI
     cuts a big text into frames)."""
-    before, _ = _screen(call, sid)
-    act_before = activity()
+    # the screen and the activity before the paste only matter to `verify`:
+    # without it the paste is the first op (what a `send` costs until its first byte)
+    before, act_before = (_screen(call, sid)[0], activity()) if verify else (None, None)
     if paste is None:
         call("input", id=sid, data=text, how="paste")  # bracketed by the child if the program asked
     else:
         paste()
     gone = object()  # the session ended under the paste (a reader that was done)
+    last: list[Any] = [gone]  # the latest screen read: the one that showed the paste
 
     def now() -> Any:
         try:
-            return _screen(call, sid)
+            last[0] = _screen(call, sid)
         except LooopError:
-            return gone
+            last[0] = gone
+        return last[0]
     echoed = _wait(lambda: (sc := now()) is gone or on_screen(text, sc[0]), min(ECHO_MAX, timeout))
-    typed = now()
+    typed = last[0]
     if typed is gone:
         echoed = False
         if enter:
@@ -87,10 +90,15 @@ def deliver(call: Call, sid: str, text: str, *, enter: bool = True, verify: bool
 
 
 def _wait(cond: Callable[[], bool], timeout: float) -> bool:
+    """Poll `cond` until `timeout`: after 5, 10, 20, 40 ms, then every POLL
+    (an echo is on the screen within a few ms; `send` should not sleep 50)."""
     deadline = time.monotonic() + timeout
+    pause = POLL / 10
     while True:
         if cond():
             return True
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return False
-        time.sleep(POLL)
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, POLL)

@@ -110,6 +110,28 @@ def test_the_scanner_finds_no_title_on_a_plain_process():
         assert pid != os.getpid() and isinstance(t, Title)
 
 
+@pytest.mark.parametrize("size", [100, 4095, 4096, 4097, 9000])
+def test_the_scanner_reads_a_title_longer_than_one_page(size, tmp_path):
+    """A long data dir makes a title span /proc pages: the scanner reads it
+    whole, whatever its length against the 4096-byte page."""
+    import subprocess
+    import time
+    head = "looop: worker lw [running] "
+    d = str(tmp_path) + "/" + "d" * (size - len(head) - len(str(tmp_path)) - 1)
+    assert len(head + d) == size
+    p = subprocess.Popen(["bash", "-c", 'exec -a "$0" cat', head + d], stdin=subprocess.PIPE)
+    try:
+        want = Title("worker", "lw", "running", False, d, None, None)
+        deadline = time.monotonic() + 10
+        while title_of(p.pid) != want and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert title_of(p.pid) == want
+        assert (p.pid, want) in list(live_titles())
+    finally:
+        p.kill()
+        p.wait(10)
+
+
 # -- the ops the manual lists --------------------------------------------------------
 
 def test_the_manuals_op_list_is_the_roots_dispatch_table():

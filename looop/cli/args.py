@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import sys
 from typing import NoReturn
 
 from looop.errors import UsageError
@@ -20,13 +22,39 @@ def duration(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
+def columns() -> int:
+    """The width argparse's help gets: shutil.get_terminal_size's columns
+    (COLUMNS, else the terminal on sys.__stdout__, else 80), without
+    importing shutil, which imports bz2 and lzma."""
+    try:
+        n = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        n = 0
+    if n > 0:
+        return n
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class Formatter(argparse.HelpFormatter):
+    """argparse builds one per add_argument (to check the metavar): with
+    the default width that is a shutil import on every verb's start."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         columns() - 2 if width is None else width)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
 def parser(verb: str, description: str) -> Parser:
-    return Parser(prog=f"looop {verb}", description=description)
+    return Parser(prog=f"looop {verb}", description=description, formatter_class=Formatter)
 
 
 def session_arg(p: argparse.ArgumentParser) -> None:

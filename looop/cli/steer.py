@@ -79,8 +79,10 @@ def cmd_send(argv: list[str]) -> int:
     timeout = duration(a.timeout)
     sid, d = paths.check_id(a.id, "session"), paths.data_dir()
     with control.Client(d, timeout=30.0) as c:
-        probe = c.call("input", id=sid, data="")
         n = longest_line(text + ("" if a.n else "\r"))
+        # the empty input answers whether the program reads lines (and that the
+        # session is live); only a long line or no text at all needs the answer
+        probe = c.call("input", id=sid, data="") if n > LINE_MAX or not text else {}
         if probe.get("canonical") and n > LINE_MAX:
             raise UsageError(f"line of {n} bytes exceeds the terminal's {LINE_MAX}-byte line limit "
                              f"(canonical mode); nothing was sent — split the line, or have the "
@@ -113,7 +115,7 @@ def cmd_key(argv: list[str]) -> int:
 def cmd_event(argv: list[str]) -> int:
     """An agent's own hook says what it is doing (SPEC §15): the strongest
     evidence after a pending ask or flag, until its output resumes."""
-    from looop.tree.activity import EVENT_STATES
+    from looop.tree.activity_states import EVENT_STATES
     p = parser("_event", "Report a worker's activity from an agent hook.")
     session_arg(p)
     p.add_argument("state", help=" | ".join(EVENT_STATES))

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 from typing import Any
 
 from looop.errors import BadInput
@@ -130,6 +129,7 @@ _DETECTED: dict[str | None, str] = {}  # PATH → detected runner (load_cached o
 
 
 def detect_runner() -> str:
+    import shutil  # (imports bz2 and lzma: only when a runner must be detected)
     for name in DETECT_ORDER:
         if shutil.which(name):
             return name

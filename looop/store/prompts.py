@@ -7,7 +7,6 @@ comments so the file stays a valid script.
 from __future__ import annotations
 
 import os
-from importlib import resources
 
 from looop.store.atomic import write_atomic
 
@@ -20,6 +19,7 @@ def contract() -> str:
     reads it at start: it ships with the code, so it cannot change under us)."""
     global _CONTRACT
     if _CONTRACT is None:
+        from importlib import resources  # (tempfile, shutil, zipfile: kept off `ls`)
         _CONTRACT = resources.files("looop.seeds").joinpath("worker-contract.md").read_text(encoding="utf-8")
     return _CONTRACT
 

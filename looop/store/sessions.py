@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import time
-from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterator
 
@@ -42,8 +41,9 @@ LOG = "output.log"
 
 
 def rfc3339(ts: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc) \
-        .isoformat(timespec="seconds").replace("+00:00", "Z")
+    """UTC, whole seconds: `2026-12-04T13:51:00Z` (time, not datetime: `send`
+    writes one and should not import datetime for it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))
 
 
 def stamp(value: Any) -> float | None:
@@ -53,6 +53,7 @@ def stamp(value: Any) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
+        from datetime import datetime
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:

@@ -39,11 +39,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
-STATES = ("starting", "working", "ready", "asking", "limited", "stuck")
-PATTERN_STATES = ("asking", "limited", "working", "ready")  # match order on a settled screen
-EVENT_STATES = ("working", "ready", "asking", "limited", "stuck")  # what `_event` may say
-SOURCES = ("ask", "flag", "event", "screen", "timing")
-NEEDS_SOMEONE = ("asking", "limited", "stuck")  # each an inbox item (looop.inbox)
+from looop.tree.activity_states import (EVENT_STATES, NEEDS_SOMEONE, PATTERN_STATES,  # noqa: F401
+                                       SOURCES, STATES)
+
 STARTING_MAX = 30.0   # LOOOP_WORKER_STARTING: never "starting" for longer than this
 TEXT_MAX = 200        # evidence text is cut here (it goes into titles' neighbours, prompts)
 
