@@ -265,15 +265,24 @@ class Root(ControlServer, Respawns):
 
     def _fork(self, spec: ChildSpec, keep: tuple[int, ...] = ()) -> Kid:
         parent_end, child_end = CTX.Pipe(duplex=True)
-        close = tuple(fd for fd in _open_fds() if fd > 2 and fd not in (child_end.fileno(), *keep))
         sys.stdout.flush()
         sys.stderr.flush()
         # What exists now is shared with the child copy-on-write; frozen, the
         # child's garbage collections never write those objects' GC headers
         # (a full collection would otherwise copy most of the inherited heap).
         gc.freeze()
+        # The child closes every fd but its own (child.close_all_but): ours
+        # and its siblings'. Its own are the link end, `keep`, and the two
+        # that start() makes: two os.pipe() calls take the four lowest free
+        # fds (POSIX), in order parent_r (our sentinel), child_w (the child
+        # holds it until death), child_r (its parent sentinel), parent_w.
+        # So no listing of our fds (O(N) per start at N workers) is needed.
+        # An fd opened or closed in between would move them: the child checks
+        # the third and fails the start if it is off.
+        free = _lowest_free_fds(child_end.fileno(), 4)
+        own = (child_end.fileno(), *keep, free[1])
         proc = CTX.Process(target=child_main, name=f"looop-{spec.sid}", daemon=True,
-                           args=(spec, child_end, os.getpid(), close))
+                           args=(spec, child_end, os.getpid(), own, free[2]))
         proc.start()
         # multiprocessing keeps every started Process in a module set and
         # polls all of them (waitpid) on each start(): O(N²) for N workers.
@@ -566,10 +575,14 @@ class Root(ControlServer, Respawns):
             self.sel.modify(kid.link.fd, ev, self._on_link)
 
 
-def _open_fds() -> list[int]:
-    for d in ("/proc/self/fd", "/dev/fd"):
-        try:
-            return [int(n) for n in os.listdir(d)]
-        except OSError:
-            continue
-    return list(range(3, 256))
+def _lowest_free_fds(fd: int, n: int) -> list[int]:
+    """The `n` lowest fd numbers not in use, ascending (each dup of `fd`
+    takes the lowest free one; all are closed again)."""
+    taken: list[int] = []
+    try:
+        for _ in range(n):
+            taken.append(os.dup(fd))
+    finally:
+        for t in taken:
+            os.close(t)
+    return taken
