@@ -74,8 +74,7 @@ def test_a_data_dir_with_spaces_and_many_quick_workers(tmp_path, monkeypatch):
 def _held(pid: int) -> set[str]:
     """The kernel objects `pid` holds an fd on: a PTY by its index (master
     and slave alike), an anon inode (epoll, inotify) per fd (they all read
-    the same),
-    else the link text (socket:[ino], pipe:[ino], a path)."""
+    the same), else the link text (socket:[ino], pipe:[ino], a path)."""
     held = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
