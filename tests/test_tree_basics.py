@@ -1,14 +1,18 @@
 """The tree end to end: workers visible in ls and ps, teardown by signal."""
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
+import socket
 import subprocess
 
 import psutil
 import pytest
 
 from conftest import Tree, ls, run, wait_until
+from looop.store import paths
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
@@ -65,3 +69,67 @@ def test_a_data_dir_with_spaces_and_many_quick_workers(tmp_path, monkeypatch):
     finally:
         assert t.stop() == 0
     assert_no_leftovers(d)
+
+
+def _held(pid: int) -> set[str]:
+    """The kernel objects `pid` holds an fd on: a PTY by its index (master
+    and slave alike), an anon inode (epoll, inotify) per fd (they all read
+    the same), else the link text (socket:[ino], pipe:[ino], a path)."""
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            what = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if what == "/dev/ptmx":  # (a kernel before tty-index in fdinfo: one per fd)
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    what = next((f"pty {ln.split()[1]}" for ln in f if ln.startswith("tty-index:")),
+                                f"{what} #{fd} of {pid}")
+            elif what.startswith("/dev/pts/"):
+                what = "pty " + what[len("/dev/pts/"):]
+            elif what.startswith("anon_inode:"):
+                what = f"{what} #{fd} of {pid}"
+        except OSError:
+            continue  # closed meanwhile
+        held.add(what)
+    return held
+
+
+def test_no_child_holds_another_sessions_fds(tree):
+    """SPEC §1/§12: a child holds its own PTY and link, nothing of a sibling
+    nor the root's (else a root death gives no EOF, a PTY outlives its
+    session, the lock looks held). Checked with two connections open in the
+    root while workers fork: an idle one, and the one that starts them."""
+    idle = socket.socket(socket.AF_UNIX)
+    idle.connect(paths.socket_path(tree.d))
+    starter = socket.socket(socket.AF_UNIX)
+    starter.connect(paths.socket_path(tree.d))
+    for s in (idle, starter):
+        s.settimeout(10)
+        s.sendall(b'{"op": "ping"}\n')
+        assert b'"ok":true' in s.recv(4096).replace(b" ", b"")  # accepted: the root holds it
+    ids = ["a", "b", "c", "d"]
+    starter.sendall(b"".join(json.dumps({"op": "start", "id": sid, "prompt": "exec sleep 300",
+                                         "command": "bash {{prompt_file}}"}).encode() + b"\n"
+                             for sid in ids[:3]))
+    tree.start(ids[3], "exec sleep 300")  # through the CLI, a third connection
+    rows = wait_until(lambda: (lambda r: r if all(r.get(s, {}).get("pid") for s in ids) else None)(
+        {r["id"]: r for r in ls() if r["alive"]}), 10, "every worker running")
+    rows = {sid: rows[sid] for sid in ["pulse", *ids]}
+    root = _held(tree.pid)
+    stdio = {os.readlink(f"/proc/{tree.pid}/fd/{fd}") for fd in (0, 1, 2)} | {"/dev/null"}
+    per = {sid: {"child": _held(r["child_pid"]) - stdio, "command": _held(r["pid"]) - stdio}
+           for sid, r in rows.items()}
+    lock = os.path.join(tree.d, ".lock")
+    for sid, held in per.items():
+        mine = held["child"] | held["command"]
+        assert lock not in mine, (sid, sorted(mine))
+        # the child shares with the root only multiprocessing's two sentinel pipes
+        # (and the pulse child nothing else: its link socket to the pulse is a pair)
+        shared = held["child"] & root
+        assert all(o.startswith("pipe:") for o in shared) and len(shared) <= 2, (sid, sorted(shared))
+        assert any(o.startswith(("pty ", "/dev/ptmx")) for o in held["child"]), (sid, sorted(held["child"]))
+        for other, theirs in per.items():
+            if other != sid:
+                foreign = mine & (theirs["child"] | theirs["command"])
+                assert not foreign, (sid, other, sorted(foreign))
+    idle.close()
+    starter.close()

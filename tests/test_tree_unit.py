@@ -12,6 +12,7 @@ from hypothesis import given, strategies as st
 
 from looop.store.title import FLAG, Title, format_title, live_titles, parse_title, title_of
 from looop.tree import stopping
+from looop.tree.child import fd_gaps
 from looop.tree.stopping import ASKED, FINAL, KILLED, Rung
 
 # -- the stop ladder ---------------------------------------------------------------
@@ -138,3 +139,23 @@ def test_the_manuals_op_list_is_the_roots_dispatch_table():
     from looop.tree.control import OP_NAMES
     from looop.tree.ops import OPS
     assert sorted(OP_NAMES) == sorted(OPS)
+
+
+# -- the fds a child closes --------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep, lo, hi, gaps", [
+    ((), 3, 10, [(3, 10)]),
+    ((5,), 3, 10, [(3, 5), (6, 10)]),
+    ((3, 4, 9), 3, 10, [(5, 9)]),
+    ((9, 7, 7, 1), 3, 10, [(3, 7), (8, 9)]),   # unsorted, repeated, below lo
+    ((3, 12), 3, 10, [(4, 10)]),               # above hi: nothing past hi is closed
+])
+def test_fd_gaps_spare_exactly_the_kept_fds(keep, lo, hi, gaps):
+    assert fd_gaps(keep, lo, hi) == gaps
+
+
+@given(st.sets(st.integers(0, 40)), st.integers(0, 20), st.integers(0, 45))
+def test_fd_gaps_cover_every_other_fd_once(keep, lo, hi):
+    covered = [fd for a, b in fd_gaps(keep, lo, hi) for fd in range(a, b)]
+    assert covered == [fd for fd in range(lo, hi) if fd not in keep]

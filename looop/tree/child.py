@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import _signal
 import dataclasses
+import multiprocessing
 import os
 import selectors
 import signal
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from looop import screen as screens
 from looop.screen.keys import input_bytes
@@ -40,14 +41,18 @@ BURST = 1 << 20
 DRAIN = 0.5               # after the command exits, wait this long for EIO
 
 
-def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, ...]) -> None:
+def child_main(spec: ChildSpec, conn: Any, root_pid: int, keep: tuple[int, ...], sentinel: int) -> None:
     """Entry point of the forked multiprocessing child. Never returns normally
-    into multiprocessing's error path: exceptions end the PTY group first."""
-    for fd in close_fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    into multiprocessing's error path: exceptions end the PTY group first.
+    `keep`: the fds of ours the root knows (link, pass_fds) and the one the
+    root's sentinel of us reads the other end of; `sentinel`: where
+    multiprocessing put our end of the root's liveness pipe (see Root._fork)."""
+    if multiprocessing.parent_process().sentinel != sentinel:
+        # then `keep` may name another fd than our sentinel pipe: closing
+        # it would look like our death to the root. Fail the start instead.
+        raise RuntimeError(f"multiprocessing's pipes are not at the fds looop expects "
+                           f"({multiprocessing.parent_process().sentinel} != {sentinel})")
+    close_all_but((*keep, sentinel))
     # Our own process group: a SIGKILL of the root's group (`kill -9 -PGID`)
     # then spares us, we see the root die (PDEATHSIG) and stop our command
     # tree within stopping.ORPHAN_GRACE — nothing outlives it. Ignored TTOU/TTIN: a
@@ -64,6 +69,31 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, close_fds: tuple[int, 
         child.run()
     finally:
         child.teardown()
+
+
+def fd_gaps(keep: Iterable[int], lo: int, hi: int) -> list[tuple[int, int]]:
+    """The [start, end) ranges of fds in [lo, hi) that are not in `keep`."""
+    gaps = []
+    for fd in sorted(set(keep)):
+        if fd >= hi:
+            break
+        if fd >= lo:
+            if fd > lo:
+                gaps.append((lo, fd))
+            lo = fd + 1
+    if lo < hi:
+        gaps.append((lo, hi))
+    return gaps
+
+
+def close_all_but(keep: Iterable[int]) -> None:
+    """Close every fd above stdio but `keep`: all we inherited from the
+    root (its lock, socket, clients, and every sibling's link and sentinel
+    pipes). One close_range(2) per gap: O(len(keep)) system calls, whatever
+    the root holds — the root lists nothing before forking."""
+    limit = os.sysconf("SC_OPEN_MAX")  # (no fd of ours is above the fd limit)
+    for start, end in fd_gaps(keep, 3, limit if limit > 0 else 1 << 20):
+        os.closerange(start, end)
 
 
 class Child(Terminals):

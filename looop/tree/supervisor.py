@@ -81,6 +81,9 @@ class Root(ControlServer, Respawns):
                                    env_float("LOOOP_RESTART_PERIOD"), backoff=0.0)
         self._init_respawns()
         self.kids: dict[str, Kid] = {}
+        # live workers per host ("" here), kept as kids come and go: the cap
+        # and ssh placement read it at every start (a scan of kids: O(N²))
+        self.hosts: Counter[str] = Counter()
         self.by_fd: dict[int, Kid] = {}
         self.pending: dict[int, tuple[Conn, str, str]] = {}  # req id → (client, session, op)
         self.req_ids = itertools.count(1)
@@ -265,15 +268,24 @@ class Root(ControlServer, Respawns):
 
     def _fork(self, spec: ChildSpec, keep: tuple[int, ...] = ()) -> Kid:
         parent_end, child_end = CTX.Pipe(duplex=True)
-        close = tuple(fd for fd in _open_fds() if fd > 2 and fd not in (child_end.fileno(), *keep))
         sys.stdout.flush()
         sys.stderr.flush()
         # What exists now is shared with the child copy-on-write; frozen, the
         # child's garbage collections never write those objects' GC headers
         # (a full collection would otherwise copy most of the inherited heap).
         gc.freeze()
+        # The child closes every fd but its own (child.close_all_but): ours
+        # and its siblings'. Its own are the link end, `keep`, and the two
+        # that start() makes: two os.pipe() calls take the four lowest free
+        # fds (POSIX), in order parent_r (our sentinel), child_w (the child
+        # holds it until death), child_r (its parent sentinel), parent_w.
+        # So no listing of our fds (O(N) per start at N workers) is needed.
+        # An fd opened or closed in between would move them: the child checks
+        # the third and fails the start if it is off.
+        free = _lowest_free_fds(child_end.fileno(), 4)
+        own = (child_end.fileno(), *keep, free[1])
         proc = CTX.Process(target=child_main, name=f"looop-{spec.sid}", daemon=True,
-                           args=(spec, child_end, os.getpid(), close))
+                           args=(spec, child_end, os.getpid(), own, free[2]))
         proc.start()
         # multiprocessing keeps every started Process in a module set and
         # polls all of them (waitpid) on each start(): O(N²) for N workers.
@@ -283,6 +295,8 @@ class Root(ControlServer, Respawns):
         child_end.close()
         kid = Kid(spec, proc, parent_end, link=links.ChildLink(parent_end))
         self.kids[spec.sid] = kid
+        if spec.role == "worker":
+            self.hosts[spec.where.host] += 1
         self.by_fd[parent_end.fileno()] = kid
         self.sel.register(parent_end.fileno(), selectors.EVENT_READ, self._on_link)
         self.sel.register(proc.sentinel, selectors.EVENT_READ, self._on_sentinel)
@@ -345,12 +359,12 @@ class Root(ControlServer, Respawns):
             raise LooopError("looop is shutting down")
         cfg = config.load_cached(self.d)
         cap = int(settings.get("LOOOP_MAX_WORKERS", cfg))
-        live = sum(1 for k in self.kids.values() if k.spec.role == "worker")
+        live = sum(self.hosts.values())
         if cap > 0 and live >= cap:
             raise LooopError(f"worker cap reached: {live} live workers (LOOOP_MAX_WORKERS={cap}) — "
                              f"kill one, or raise the cap")
         name, r = config.runner(cfg, runner)
-        tracker.knobs(cfg, name)  # a bad activity regex refuses the start, before any file
+        act = tracker.knobs(cfg, name)  # a bad activity regex refuses the start, before any file
         template = command or r.get("interactive", "")
         if "{{prompt_file}}" not in template:
             raise LooopError("the worker command must contain {{prompt_file}}")
@@ -358,8 +372,7 @@ class Root(ControlServer, Respawns):
         if resume is not None and (not isinstance(resume, str) or "{{prompt_file}}" not in resume):
             raise LooopError(f"runner {name!r}: 'resume' must contain {{{{prompt_file}}}}")
         policy = policy or Policy()
-        where = backends.place(r.get("backend"), on, sid, self.d, Counter(
-            k.spec.where.host for k in self.kids.values() if k.spec.role == "worker"))
+        where = backends.place(r.get("backend"), on, sid, self.d, self.hosts)
         self._forget(sid)  # a new session: no pending restart, a fresh history
         sessions.remove(self.d, sid)  # a finished session of that id is replaced
         os.makedirs(paths.session_dir(self.d, sid))
@@ -378,23 +391,27 @@ class Root(ControlServer, Respawns):
             meta["resume"] = resume.replace("{{prompt_file}}", shlex.quote(prompt_file))
         sessions.write_meta(self.d, sid, meta)
         return self._fork(self.worker_spec(sid, cmd, cwd or self.d, policy=policy, where=where,
-                                           prompt_file=prompt_file))
+                                           prompt_file=prompt_file, meta=meta, act=act))
 
     def worker_spec(self, sid: str, cmd: str, cwd: str, policy: Policy | None = None,
-                    where: backends.Placement | None = None, prompt_file: str = "") -> ChildSpec:
+                    where: backends.Placement | None = None, prompt_file: str = "",
+                    meta: dict[str, Any] | None = None, act: dict[str, Any] | None = None) -> ChildSpec:
         """A worker: `cmd` as its backend runs it (locally under `bash -lc`,
         the user's login environment, SPEC §6; remotely wrapped for the
-        engine). A restart (no `where`) runs where meta.json says."""
-        if where is None:
+        engine). A restart (no `where`) runs where meta.json says. A new
+        start passes the `meta` it just wrote and its runner's `act`ivity
+        knobs (tracker.knobs), read from disk otherwise."""
+        if meta is None:
             meta = sessions.read_meta(self.d, sid)
+        if where is None:
             where = backends.Placement.from_meta(meta.get("where"))
             prompt_file = meta.get("prompt_file") or ""
-        meta = sessions.read_meta(self.d, sid)
         env = self._base_env()
         env.update(meta.get("env") or {})  # start-session --env K=V (kept for restarts)
         env["LOOOP_SESSION_ID"] = sid
         argv = backends.prepare(where, sid, cmd, prompt_file, self.d)
-        act = tracker.knobs(config.load_cached(self.d), meta.get("runner"))
+        if act is None:
+            act = tracker.knobs(config.load_cached(self.d), meta.get("runner"))
         return ChildSpec(sid=sid, role="worker", data_dir=self.d, cwd=cwd, argv=argv,
                          env=tuple(env.items()), grace=self.grace, log_max=self.log_max, where=where,
                          restart=policy or Policy(), **act)
@@ -465,6 +482,10 @@ class Root(ControlServer, Respawns):
         if kid.spec.role == "pulse":
             self.pulse_due = None  # the next pulse is held to its own reports
         del self.kids[sid]
+        if kid.spec.role == "worker":
+            self.hosts[kid.spec.where.host] -= 1
+            if not self.hosts[kid.spec.where.host]:
+                del self.hosts[kid.spec.where.host]
         for fobj in (kid.proc.sentinel, kid.conn.fileno()):
             try:
                 self.sel.unregister(fobj)
@@ -566,10 +587,14 @@ class Root(ControlServer, Respawns):
             self.sel.modify(kid.link.fd, ev, self._on_link)
 
 
-def _open_fds() -> list[int]:
-    for d in ("/proc/self/fd", "/dev/fd"):
-        try:
-            return [int(n) for n in os.listdir(d)]
-        except OSError:
-            continue
-    return list(range(3, 256))
+def _lowest_free_fds(fd: int, n: int) -> list[int]:
+    """The `n` lowest fd numbers not in use, ascending (each dup of `fd`
+    takes the lowest free one; all are closed again)."""
+    taken: list[int] = []
+    try:
+        for _ in range(n):
+            taken.append(os.dup(fd))
+    finally:
+        for t in taken:
+            os.close(t)
+    return taken
