@@ -241,3 +241,33 @@ def test_ssh_link_dropping_ends_the_follower_with_one_line(data_dir, followers, 
             except psutil.Error:
                 pass
         t.stop()
+
+
+@pytest.mark.parametrize("engine", ["ssh", "slurm"])
+def test_engine_side_ended_from_outside_ends_the_follower_at_once(data_dir, followers, engine):
+    """Not a dropped link but the worker's end, caused outside looop: the
+    local ssh (the session's ControlMaster) SIGKILLed, or the Slurm job
+    cancelled with `scancel`. The worker ends with that signal (137 / 143),
+    the follower ends at once like for any end (0, nothing on stderr; the
+    engine's own words are in the stream on Slurm), the engine side is gone."""
+    far(data_dir, engine)
+    t = Tree(data_dir)
+    try:
+        start("e1", READY + "while :; do echo tick; sleep 0.3; done")
+        log = followers("log", "e1", "-f")
+        log.shows("tick")
+        row = {r["id"]: r for r in ls()}["e1"]  # now: a retried handshake would have changed the pid
+        if engine == "ssh":
+            ssh = psutil.Process(row["pid"])  # the PTY command: the local ssh, master of its connection
+            assert ssh.name() == "ssh" and "ControlMaster=yes" in ssh.cmdline()
+            ssh.send_signal(signal.SIGKILL)  # psutil checks pid + create time first
+        else:
+            subprocess.run(["scancel", row["remote"]["id"]], check=True, timeout=10)
+        assert log.ends(10) == 0 and log.err() == "", log.err()
+        st = {r["id"]: r for r in ls()}["e1"]
+        assert (st["state"], st["exit_code"]) == ("exited", 137 if engine == "ssh" else 143)
+        if engine == "slurm":
+            assert "CANCELLED" in log.text()
+        wait_until(lambda: engine_gone(data_dir, engine), 10, "the engine side gone")
+    finally:
+        t.stop()
