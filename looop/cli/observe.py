@@ -79,15 +79,32 @@ def alive(d: str, sid: str) -> bool:
 
 def cmd_watch(argv: list[str]) -> int:
     p = parser("watch", "Follow a session's output read-only from the start, colors kept, "
-                        "until it exits or Ctrl-C. `looop watch pulse` watches the loop.")
+                        "until it exits or Ctrl-C. `looop watch pulse` watches the loop. "
+                        "A worker on an ssh host whose link drops ends with it (at once, or "
+                        "after ssh's 15 s keepalive when nothing answers): one line says so, exit 1.")
     session_arg(p)
     d, sid = target(p.parse_args(argv).id)
     return _follow(d, sid, 0, raw=True)
 
 
+def lost_link(sid: str, st: dict[str, Any]) -> str | None:
+    """Why a follow ends in error: the session ended because its ssh link
+    dropped (ssh's own 255, which it never passes on from a command that
+    ran; a remote command exiting 255 reads the same). A follower must not
+    end silently then, as if the worker had finished: scripts and people
+    need to tell "done" from "cut off". None for every other end."""
+    remote = st.get("remote") or {}
+    if remote.get("engine") != "ssh" or st.get("state") != "exited" or st.get("exit_code") != 255:
+        return None
+    return (f"{sid} lost its ssh link to {remote.get('host')} (ssh exited 255): the worker ended "
+            "with it; `looop ls --remote` shows whether anything of it is left there")
+
+
 def _follow(d: str, sid: str, offset: int, raw: bool, held: bytes = b"") -> int:
     """Print new output until the session ends (checked before each read, so
-    the last bytes are never missed) or Ctrl-C."""
+    the last bytes are never missed) or Ctrl-C. A dropped ssh link ends the
+    worker too (within ssh's keepalive, 5 s × 3, when nothing answers): one
+    line on stderr and exit 1 (`lost_link`)."""
     out = sys.stdout.buffer
     bol = True
     try:
@@ -106,6 +123,9 @@ def _follow(d: str, sid: str, offset: int, raw: bool, held: bytes = b"") -> int:
                 if held:
                     out.write(strip_ansi(held, bol).encode())
                     out.flush()
+                why = lost_link(sid, sessions.read_status(d, sid))
+                if why:
+                    raise LooopError(why)
                 return 0
             else:
                 time.sleep(POLL)
@@ -120,7 +140,7 @@ def cmd_log(argv: list[str]) -> int:
     p.add_argument("--grep", metavar="RE", help="only lines matching RE")
     p.add_argument("--raw", action="store_true", help="bytes exactly as recorded, colors kept")
     p.add_argument("--since", type=int, default=0, metavar="OFFSET", help="start at a byte offset")
-    p.add_argument("-f", "--follow", action="store_true", help="keep following until it exits")
+    p.add_argument("-f", "--follow", action="store_true", help="keep following until it exits (exit 1 with one line if its ssh link dropped)")
     p.add_argument("--json", action="store_true", help='{"text", "offset", "done"}')
     a = p.parse_args(argv)
     d, sid = target(a.id)
