@@ -28,6 +28,18 @@ pytestmark = pytest.mark.skipif(not shutil.which("tmux"), reason="needs tmux")
 SHELL = "export PS1='remote$ '; exec bash --norc --noprofile -i"
 
 
+def far(d: str, engine: str) -> None:
+    """Runner `far` on `engine` (skip the test when the engine is not up)."""
+    up, why, backend = ENGINES[engine]
+    if not up:
+        pytest.skip(why)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "looop.json"), "w") as f:
+        json.dump({"default": "rules",
+                   "runners": {"far": {"interactive": "bash {{prompt_file}}", "tick": '"$LOOOP_BIN" _rules',
+                                       "backend": backend}}}, f)
+
+
 @pytest.fixture
 def tmux(data_dir):
     t = Tmux()
@@ -37,15 +49,8 @@ def tmux(data_dir):
 
 @pytest.mark.parametrize("engine", ["ssh", "slurm"])
 def test_attach_to_a_remote_worker_type_resize_detach(data_dir, tmux, engine):
-    up, why, backend = ENGINES[engine]
-    if not up:
-        pytest.skip(why)
+    far(data_dir, engine)
     from conftest import Tree
-    os.makedirs(data_dir, exist_ok=True)
-    with open(os.path.join(data_dir, "looop.json"), "w") as f:
-        json.dump({"default": "rules",
-                   "runners": {"far": {"interactive": "bash {{prompt_file}}", "tick": '"$LOOOP_BIN" _rules',
-                                       "backend": backend}}}, f)
     t = Tree(data_dir)
     try:
         run("start-session", "sh1", SHELL, "far", check=True, timeout=60)

@@ -9,7 +9,6 @@ the worker (ssh's 255); the follower ends with it and says so in one line
 (exit 1) — never a hang past ssh's keepalive, never a traceback."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,24 +17,12 @@ import psutil
 import pytest
 
 from conftest import BIN, Tree, ls, run, wait_until
-from test_backend_attach import ENGINES
+from test_backend_attach import far
 from test_backend_slurm import jobs
 from test_backend_ssh import HOSTS, marked
 
 READY = 'echo ready; '
 ECHO = READY + 'while read -r l; do [ "$l" = quit ] && exit 5; echo "got:$l"; done'
-
-
-def far(d: str, engine: str) -> None:
-    """Runner `far` on `engine` (skip the test when the engine is not up)."""
-    up, why, backend = ENGINES[engine]
-    if not up:
-        pytest.skip(why)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "looop.json"), "w") as f:
-        json.dump({"default": "rules",
-                   "runners": {"far": {"interactive": "bash {{prompt_file}}", "tick": '"$LOOOP_BIN" _rules',
-                                       "backend": backend}}}, f)
 
 
 def start(sid: str, script: str) -> dict:
