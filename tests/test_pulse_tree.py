@@ -7,6 +7,8 @@ import json
 import os
 import signal
 
+import pytest
+
 from conftest import Tree, kill_tmux, ls, run, wait_until
 from fakes import bump_world, isolated_home, read, sensor, setup_fake
 
@@ -248,3 +250,58 @@ def test_sigterm_to_the_pulse_mid_beat_ends_it_cleanly(data_dir, tmp_path):
     finally:
         assert t.stop(signal.SIGTERM) == 0
     assert "Traceback" not in t.output()
+
+
+def test_sigterm_to_the_pulse_waiting_on_a_silent_root_ends_it_at_once(data_dir, tmp_path):
+    """The pulse carries a start_worker move to a root that cannot answer
+    (SIGSTOPped between the decider's call and its decision). SIGTERM to the
+    pulse then ends it at once, not after the call's 60 s bound: its link
+    call waits on the stop pipe too, like every other wait of the pulse.
+    The root, resumed, starts a new pulse."""
+    import time
+
+    import psutil
+    if not _asleep(os.getppid()):  # (pytest's parent waits for it)
+        pytest.skip("this kernel hides wait channels (/proc/PID/wchan)")
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"))
+    t = Tree(d, env=fast_env())
+    root = psutil.Process(t.pid)
+    try:
+        pulse = wait_until(t.pulse_running, 15, "the pulse")["pid"]
+        wait_until(lambda: len(fake.calls()) >= 1, 15, "the first beat")
+        fake.mode("gate")  # the next decider waits for <ctl>/gate
+        n = len(fake.calls())
+        fake.queue({"action": "start_worker", "id": "w1", "prompt": "p"})
+        bump_world(d)
+        wait_until(lambda: len(fake.calls()) > n, 15, "the decider to be called")
+        root.suspend()  # psutil: the identity-checked SIGSTOP
+        try:
+            open(os.path.join(fake.ctl, "gate"), "w").close()
+            # the decider reaped, the pulse asleep: the only wait left in the
+            # beat is the call carrying the move to the stopped root
+            wait_until(lambda: not psutil.Process(pulse).children() and _asleep(pulse), 15,
+                       "the pulse blocked on its link")
+            began = time.monotonic()
+            os.kill(pulse, signal.SIGTERM)
+            wait_until(lambda: not psutil.pid_exists(pulse) or
+                       psutil.Process(pulse).status() == psutil.STATUS_ZOMBIE, 15, "the pulse to end")
+            took = time.monotonic() - began
+        finally:
+            root.resume()
+        assert took < 3, f"the pulse took {took:.1f}s to end while waiting on the root"
+        wait_until(lambda: (r := t.pulse_running()) and r["pid"] != pulse, 15, "a new pulse")
+        assert "Traceback" not in run("log", "pulse").stdout
+    finally:
+        assert t.stop(signal.SIGTERM) == 0
+
+
+def _asleep(pid: int) -> bool:
+    """Is process `pid` blocked in a wait (S state, a wait channel)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            asleep = f.read().rsplit(")", 1)[1].split()[0] == "S"
+        with open(f"/proc/{pid}/wchan") as f:
+            return asleep and f.read() not in ("", "0")
+    except OSError:
+        return False

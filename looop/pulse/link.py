@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from typing import Any
 
 from looop import wire
@@ -60,17 +61,31 @@ class Link(wire.LineClient):
         if self.broken:
             raise NotRunning("the link to the root is broken")
         self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
         try:
             self.send(op, **args)
-            while self._is_event(reply := self.read_msg()):
+            while self._is_event(reply := self._reply(deadline)):
                 pass
         except socket.timeout:
             self.broken = True
             raise LooopError(f"the root did not answer {op!r} within {timeout:g}s") from None
-        except NotRunning:
+        except BaseException:  # NotRunning, Shutdown mid-wait: its reply may still come
             self.broken = True
             raise
         return wire.checked(reply, op)
+
+    def _reply(self, deadline: float) -> Any:
+        """The next line, parsed; the wait for it ends on a stop request too
+        (stop.Shutdown): a root that does not answer (stopped, swamped) must
+        not hold a SIGTERMed pulse for the whole `timeout`."""
+        from looop.pulse import stop
+        while (line := self.next_line()) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout
+            if stop.wait([self.sock.fileno()], left):
+                self.fill()
+        return jsonio.loads(line)
 
     def _is_event(self, msg: Any) -> bool:
         if isinstance(msg, dict) and "event" in msg and "ok" not in msg:

@@ -3,7 +3,7 @@
 The handler only records (STYLE 7, as the root does): a flag, and one byte
 into a pipe whose read end then stays readable for good. Every blocking wait
 of the pulse's main thread — the sensors' pipes, a runner's output and exit,
-the sleep between beats — selects on `fd()` as well, so it ends at once; it
+a link call's reply, the sleep between beats — selects on `fd()` as well, so it ends at once; it
 then raises `Shutdown` through `check()`, at that known point, and the
 `finally` blocks kill its command's process group. Code between waits (a
 file write, a journal append) is never cut in the middle.

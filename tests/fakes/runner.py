@@ -12,6 +12,7 @@ and saves the prompt it got on stdin to <ctl>/last-prompt.md. Then, by
   hang       start `sleep 300` in its own group, record both pids in
              <ctl>/hang.pids, then sleep 300
   none       exit 0 without a decision
+  gate       wait (at most 60 s) for <ctl>/gate to exist, then "decide"
 If <ctl>/cost exists, the call first reports that many dollars for itself
 through `"$LOOOP_BIN" _cost tick $LOOOP_COST_ID $LOOOP_COST_RUNNER <usd>`.
 """
@@ -49,6 +50,10 @@ if mode == "hang":
     with open(os.path.join(ctl, "hang.pids"), "w") as f:
         f.write(f"{os.getpid()} {child.pid}\n")
     time.sleep(300)
+if mode == "gate":
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(ctl, "gate")) and time.monotonic() < deadline:
+        time.sleep(0.02)
 qdir = os.path.join(ctl, "queue")
 queued = sorted(os.listdir(qdir)) if os.path.isdir(qdir) else []
 if queued:
