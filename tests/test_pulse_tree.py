@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from conftest import Tree, kill_tmux, ls, run, wait_until
+from conftest import Tree, alive, kill_tmux, ls, run, wait_until
 from fakes import bump_world, isolated_home, read, sensor, setup_fake
 
 from looop.store.prompts import contract
@@ -197,6 +197,57 @@ def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
                    15, "another deciding beat")
         windows = tmux("list-windows", "-a", "-F", "#{window_name}").stdout.split()
         assert windows.count("⚑w1") == 1
+    finally:
+        t.stop(signal.SIGTERM)
+        kill_tmux(env=env)
+
+
+def test_sigterm_to_the_pulse_waiting_on_a_stopped_tmux_server_ends_it_at_once(data_dir, tmp_path):
+    """Surfacing a flag opens a tmux window; a tmux server that cannot answer
+    (SIGSTOPped) holds the client. SIGTERM to the pulse then ends it at once,
+    not after the client's 5 s bound, and takes the client with it."""
+    import shutil
+    import subprocess
+    import time
+
+    import psutil
+    if not shutil.which("tmux"):
+        pytest.skip("tmux not installed")
+    d = data_dir
+    fake = setup_fake(d, str(tmp_path / "ctl"), interactive=WORKER)
+    tmux_dir = tmp_path / "tmux"
+    tmux_dir.mkdir()
+    env = fast_env(LOOOP_TMUX_SURFACE="1", TMUX_TMPDIR=str(tmux_dir))
+    env.pop("TMUX", None)
+    assert subprocess.run(["tmux", "new-session", "-d", "-s", "looop-test", "sleep 300"], env=env,
+                          capture_output=True, timeout=10).returncode == 0
+    server = psutil.Process(int(subprocess.run(["tmux", "display", "-p", "#{pid}"], env=env, capture_output=True,
+                                               text=True, timeout=10).stdout.strip()))
+    t = Tree(d, env=env)
+    try:
+        fake.queue({"action": "start_worker", "id": "w1", "prompt": "p"})
+        bump_world(d)
+        wait_until(lambda: (x := row("w1")) and x["alive"], 15, "w1 live")
+        pulse = t.pulse_running()["pid"]
+        server.suspend()
+        try:
+            run("flag", "w1", "look at me", check=True)
+            bump_world(d)
+
+            def client() -> list[psutil.Process]:
+                return [c for c in psutil.Process(pulse).children()
+                        if c.cmdline()[:2] == ["tmux", "new-window"]]
+            held = wait_until(client, 15, "the pulse's tmux client, held by the stopped server")
+            began = time.monotonic()
+            os.kill(pulse, signal.SIGTERM)
+            wait_until(lambda: not psutil.pid_exists(pulse) or
+                       psutil.Process(pulse).status() == psutil.STATUS_ZOMBIE, 15, "the pulse to end")
+            took = time.monotonic() - began
+            wait_until(lambda: not any(alive(c.pid) for c in held), 5, "the tmux client gone")
+        finally:
+            server.resume()
+        assert took < 3, f"the pulse took {took:.1f}s to end while tmux held it"
+        wait_until(lambda: (r := t.pulse_running()) and r["pid"] != pulse, 15, "a new pulse")
     finally:
         t.stop(signal.SIGTERM)
         kill_tmux(env=env)

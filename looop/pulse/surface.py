@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 from typing import Any
 
 from looop import settings
@@ -25,6 +24,7 @@ def attach_cmd(d: str, sid: str) -> str:
     return f"{prefix}looop attach {sid}"
 
 
+TMUX_TIMEOUT = 5.0  # s: one `tmux new-window`
 NEEDY = ("asking", "limited", "stuck")  # activities that need someone (SPEC §15)
 
 
@@ -84,14 +84,25 @@ def _tmux(d: str, rows: list[dict[str, Any]], env: dict[str, str]) -> None:
     for r in rows:
         if f"{r['id']}\t{r.get('note')}" in seen:
             continue
-        try:
-            # absolute paths: the tmux server's PATH and profile need not be ours
-            cmd = f"LOOOP_DATA_DIR={shlex.quote(d)} {shlex.quote(paths.looop_bin())} attach {r['id']}"
-            done = subprocess.run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", cmd],
-                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            return
-        if done.returncode != 0:
+        # absolute paths: the tmux server's PATH and profile need not be ours
+        cmd = f"LOOOP_DATA_DIR={shlex.quote(d)} {shlex.quote(paths.looop_bin())} attach {r['id']}"
+        if _run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", cmd], d, env) != 0:
             return  # no server reachable: the printed block is enough, try again next time
     write_atomic(path, jsonio.dumpb(sorted(now)), fsync=False)
+
+
+def _run(argv: list[str], cwd: str, env: dict[str, str], timeout: float = TMUX_TIMEOUT) -> int | None:
+    """One tmux client call: its exit code, None if it could not start or
+    did not end within `timeout` (a stopped or swamped server). A stop
+    request ends the wait at once (stop.Shutdown), like every wait of the
+    pulse; the client's group is killed either way."""
+    from looop.pulse import runner
+    try:
+        proc = runner.spawn(argv, cwd=cwd, env=env)
+    except OSError:
+        return None
+    try:
+        return proc.wait() if runner.wait_exit(proc, timeout) else None
+    finally:
+        if proc.returncode is None:
+            runner.kill_group(proc)
