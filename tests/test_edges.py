@@ -205,6 +205,44 @@ def test_kill_and_restart_all(tree):
     assert run("kill").returncode == 1  # neither an id nor --all
 
 
+def test_kill_all_asks_on_a_terminal_and_ends_its_line(tree, tmp_path):
+    """`kill --all` on a terminal asks [y/N], driven in tmux as a person
+    would: n keeps them; Ctrl-C and Ctrl-D do nothing and end the prompt's
+    line (the shell's next output once ran on after `[y/N] `); y kills."""
+    import shutil
+    import subprocess
+    if not shutil.which("tmux"):
+        pytest.skip("tmux not installed")
+    from conftest import BIN, kill_tmux
+    tree.start("k1", "sleep 60")
+    sock = ["-L", f"looop-edges-{os.getpid()}", "-f", "/dev/null"]
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", *sock, *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout
+
+    def ask(*keys: str) -> list[str]:
+        """Run `kill --all`, answer with `keys`: the lines from the question on."""
+        tmux("send-keys", f"clear; LOOOP_DATA_DIR={tree.d} {BIN} kill --all; echo rc=$?", "Enter")
+        wait_until(lambda: "[y/N]" in tmux("capture-pane", "-p"), 15, "the question")
+        tmux("send-keys", *keys)
+        lines = wait_until(lambda: "rc=" in (x := tmux("capture-pane", "-p")) and x.splitlines(), 30,
+                           "the verb to end")
+        start = next(i for i, ln in enumerate(lines) if ln.startswith("kill 1 worker (k1)? [y/N]"))
+        return [ln for ln in lines[start:] if ln][:3]
+    try:
+        tmux("new-session", "-d", "-x", "200", "-y", "30", "env PS1='$ ' bash --norc --noprofile")
+        q = "kill 1 worker (k1)? [y/N]"
+        assert ask("n", "Enter") == [q + " n", "nothing done", "rc=0"]
+        assert ask("C-c") == [q + " ^C", "rc=130", "$"]
+        assert ask("C-d") == [q, "nothing done", "rc=0"]
+        assert {x["id"] for x in ls() if x["alive"] and x["role"] == "worker"} == {"k1"}
+        assert ask("y", "Enter")[:3] == [q + " y", "k1 killed", "rc=0"]
+        assert not [x for x in ls() if x["alive"] and x["role"] == "worker"]
+    finally:
+        kill_tmux(*sock)
+
+
 def test_start_session_cwd_and_env(tree, tmp_path):
     where = tmp_path / "work dir"
     where.mkdir()
