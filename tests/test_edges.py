@@ -223,24 +223,33 @@ def test_kill_all_asks_on_a_terminal_and_ends_its_line(tree, tmp_path):
 
     def ask(*keys: str) -> list[str]:
         """Run `kill --all`, answer with `keys`: the lines from the question on."""
-        tmux("send-keys", f"clear; LOOOP_DATA_DIR={tree.d} {BIN} kill --all; echo rc=$?", "Enter")
+        tmux("send-keys", "clear", "Enter")  # the last answer off the screen first
+        wait_until(lambda: tmux("capture-pane", "-p").strip() == "$", 15, "a clear screen")
+        tmux("send-keys", f"LOOOP_DATA_DIR={tree.d} {BIN} kill --all; echo rc=$?", "Enter")
         wait_until(lambda: "[y/N]" in tmux("capture-pane", "-p"), 15, "the question")
         tmux("send-keys", *keys)
-        lines = wait_until(lambda: "rc=" in (x := tmux("capture-pane", "-p")) and x.splitlines(), 30,
-                           "the verb to end")
-        start = next(i for i, ln in enumerate(lines) if ln.startswith("kill 1 worker (k1)? [y/N]"))
-        return [ln for ln in lines[start:] if ln][:3]
+        return wait_until(lambda: _answered(tmux("capture-pane", "-p").splitlines()), 30, "the verb to end")
     try:
         tmux("new-session", "-d", "-x", "200", "-y", "30", "env PS1='$ ' bash --norc --noprofile")
         q = "kill 1 worker (k1)? [y/N]"
         assert ask("n", "Enter") == [q + " n", "nothing done", "rc=0"]
-        assert ask("C-c") == [q + " ^C", "rc=130", "$"]
+        assert ask("C-c") == [q + " ^C", "rc=130"]
         assert ask("C-d") == [q, "nothing done", "rc=0"]
         assert {x["id"] for x in ls() if x["alive"] and x["role"] == "worker"} == {"k1"}
-        assert ask("y", "Enter")[:3] == [q + " y", "k1 killed", "rc=0"]
+        assert ask("y", "Enter") == [q + " y", "k1 killed", "rc=0"]
         assert not [x for x in ls() if x["alive"] and x["role"] == "worker"]
     finally:
         kill_tmux(*sock)
+
+
+def _answered(lines: list[str]) -> list[str] | None:
+    """The screen's lines from the question to the `rc=` line after it
+    (blank ones dropped), None while the verb runs."""
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("kill 1 worker (k1)? [y/N]")), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start, len(lines)) if "rc=" in lines[i]), None)
+    return None if end is None else [ln for ln in lines[start:end + 1] if ln]
 
 
 def test_start_session_cwd_and_env(tree, tmp_path):
