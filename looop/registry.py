@@ -78,7 +78,7 @@ def agreeing(t: Title, st: dict, reread: Callable[[], Title | None], now: float)
     if again is not None and again.sid == t.sid and again.data_dir == t.data_dir and _agree(again, st):
         return again
     ts = st.get("updated_ts")
-    if isinstance(ts, (int, float)) and not isinstance(ts, bool) and now - ts < FRESH:
+    if isinstance(ts, (int, float)) and not isinstance(ts, bool) and 0 <= now - ts < FRESH:
         act = st.get("activity") if isinstance(st.get("activity"), dict) else {}
         since = sessions.stamp(act.get("since"))
         return t._replace(flagged=bool(st.get("flagged")), activity=act.get("state"),

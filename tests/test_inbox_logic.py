@@ -113,3 +113,6 @@ def test_a_title_read_before_a_publish_is_paired_with_the_file_after_it():
     # a file that stayed stale (not written: a full disk): the title wins
     stale = {**file_now, "updated_ts": NOW - 60}
     assert agreeing(asking, stale, lambda: asking, NOW) == asking
+    # dated ahead of the clock (it stepped back): not fresh either
+    ahead = {**file_now, "updated_ts": NOW + 60}
+    assert agreeing(asking, ahead, lambda: asking, NOW) == asking

@@ -481,3 +481,28 @@ def test_the_pulse_signal_handler_only_records():
     assert said.startswith("raised at the wait ") and float(said.split()[-1]) < 1, said
     said = _stop_script("threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()")
     assert said.startswith("raised at the wait ") and float(said.split()[-1]) < 5, said
+
+
+def test_a_link_call_after_a_stop_request_sends_nothing():
+    """A SIGTERM that lands during the decider: the move's call to the root
+    must not go out (the pulse would exit before reading its reply, and the
+    root would act on a move the pulse never recorded). In a subprocess:
+    the stop recorder installed, SIGTERM, then a call over a socketpair."""
+    import subprocess
+    import sys
+    code = ("import os, signal, socket\n"
+            "from looop.pulse import stop\n"
+            "from looop.pulse.link import Link\n"
+            "stop.install()\n"
+            "ours, root = socket.socketpair()\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "try:\n"
+            "    Link(ours).call('start', timeout=5, id='w1', prompt='p')\n"
+            "except stop.Shutdown:\n"
+            "    root.setblocking(False)\n"
+            "    try:\n"
+            "        print('sent', root.recv(4096))\n"
+            "    except BlockingIOError:\n"
+            "        print('nothing sent')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert (r.returncode, r.stdout.strip()) == (0, "nothing sent"), r

@@ -159,3 +159,42 @@ def test_fd_gaps_spare_exactly_the_kept_fds(keep, lo, hi, gaps):
 def test_fd_gaps_cover_every_other_fd_once(keep, lo, hi):
     covered = [fd for a, b in fd_gaps(keep, lo, hi) for fd in range(a, b)]
     assert covered == [fd for fd in range(lo, hi) if fd not in keep]
+
+
+@pytest.mark.parametrize("limit", [None, 1 << 20])
+def test_close_all_but_leaves_exactly_stdio_and_the_kept_fds(limit):
+    """In a forked process (as a worker child is): some fds open, a few kept.
+    With a container's fd limit (1048576) the child lists its own fds
+    rather than closing every number up to the limit (closerange's per-fd
+    fallback where close_range(2) is missing: seconds per start)."""
+    from looop.tree.child import close_all_but
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through `w` only, then _exit
+        code = 1
+        try:
+            os.close(r)
+            fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(6)]
+            keep = (fds[1], fds[4], w)
+            close_all_but(keep, limit)
+            left = sorted(int(n) for n in os.listdir("/proc/self/fd") if _is_open(int(n)))
+            os.write(w, repr((left, sorted({0, 1, 2, *keep}))).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        got = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, got
+    left, want = eval(got)  # noqa: S307 - our own child's repr of two int lists
+    assert left == want
+
+
+def _is_open(fd: int) -> bool:
+    """(not the listing's own directory fd, closed once listdir returns)"""
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False

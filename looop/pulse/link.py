@@ -61,6 +61,8 @@ class Link(wire.LineClient):
         if self.broken:
             raise NotRunning("the link to the root is broken")
         self.sock.settimeout(timeout)
+        from looop.pulse import stop
+        stop.check()  # asked to stop already: the move is not sent (its reply would never be read)
         deadline = time.monotonic() + timeout
         try:
             self.send(op, **args)

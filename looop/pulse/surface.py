@@ -81,14 +81,23 @@ def _tmux(d: str, rows: list[dict[str, Any]], env: dict[str, str]) -> None:
     path = os.path.join(d, ".surfaced")
     seen = set(jsonio.load_file(path, []) or [])
     now = {f"{r['id']}\t{r.get('note')}" for r in rows}
-    for r in rows:
-        if f"{r['id']}\t{r.get('note')}" in seen:
-            continue
-        # absolute paths: the tmux server's PATH and profile need not be ours
-        cmd = f"LOOOP_DATA_DIR={shlex.quote(d)} {shlex.quote(paths.looop_bin())} attach {r['id']}"
-        if _run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", cmd], d, env) != 0:
-            return  # no server reachable: the printed block is enough, try again next time
-    write_atomic(path, jsonio.dumpb(sorted(now)), fsync=False)
+    opened: set[str] = set()
+    try:
+        for r in rows:
+            key = f"{r['id']}\t{r.get('note')}"
+            if key in seen:
+                continue
+            # absolute paths: the tmux server's PATH and profile need not be ours
+            cmd = f"LOOOP_DATA_DIR={shlex.quote(d)} {shlex.quote(paths.looop_bin())} attach {r['id']}"
+            if _run(["tmux", "new-window", "-d", "-n", f"⚑{r['id']}", cmd], d, env) != 0:
+                return  # no server reachable: the printed block is enough, try again next time
+            opened.add(key)
+    finally:
+        # what was opened is remembered even if a later window failed or a stop
+        # cut the loop (Shutdown), so a restarted pulse does not open it again
+        keep = (seen & now) | opened
+        if keep != seen:
+            write_atomic(path, jsonio.dumpb(sorted(keep)), fsync=False)
 
 
 def _run(argv: list[str], cwd: str, env: dict[str, str], timeout: float = TMUX_TIMEOUT) -> int | None:

@@ -23,6 +23,7 @@ import os
 import selectors
 import signal
 import socket
+import sys
 import time
 from typing import Any, Callable, Iterable
 
@@ -52,7 +53,9 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, keep: tuple[int, ...],
         # it would look like our death to the root. Fail the start instead.
         raise RuntimeError(f"multiprocessing's pipes are not at the fds looop expects "
                            f"({multiprocessing.parent_process().sentinel} != {sentinel})")
-    close_all_but((*keep, sentinel))
+    # (multiprocessing opened /dev/null as our stdin at the lowest free fd:
+    # kept, or sys.stdin would wrap whatever fd is opened next)
+    close_all_but((*keep, sentinel, *_stdin_fd()))
     # Our own process group: a SIGKILL of the root's group (`kill -9 -PGID`)
     # then spares us, we see the root die (PDEATHSIG) and stop our command
     # tree within stopping.ORPHAN_GRACE — nothing outlives it. Ignored TTOU/TTIN: a
@@ -71,6 +74,13 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, keep: tuple[int, ...],
         child.teardown()
 
 
+def _stdin_fd() -> tuple[int, ...]:
+    try:
+        return (sys.stdin.fileno(),) if sys.stdin is not None else ()
+    except (ValueError, OSError):
+        return ()
+
+
 def fd_gaps(keep: Iterable[int], lo: int, hi: int) -> list[tuple[int, int]]:
     """The [start, end) ranges of fds in [lo, hi) that are not in `keep`."""
     gaps = []
@@ -86,14 +96,34 @@ def fd_gaps(keep: Iterable[int], lo: int, hi: int) -> list[tuple[int, int]]:
     return gaps
 
 
-def close_all_but(keep: Iterable[int]) -> None:
+CLOSERANGE_MAX = 65536  # fd limit up to which closerange's per-fd fallback is cheap
+
+
+def close_all_but(keep: Iterable[int], limit: int | None = None) -> None:
     """Close every fd above stdio but `keep`: all we inherited from the
     root (its lock, socket, clients, and every sibling's link and sentinel
-    pipes). One close_range(2) per gap: O(len(keep)) system calls, whatever
-    the root holds — the root lists nothing before forking."""
-    limit = os.sysconf("SC_OPEN_MAX")  # (no fd of ours is above the fd limit)
-    for start, end in fd_gaps(keep, 3, limit if limit > 0 else 1 << 20):
-        os.closerange(start, end)
+    pipes) — the root lists nothing before forking. One close_range(2) per
+    gap where the fd limit is small; above it (a container's 1048576) the
+    list of our own open fds, since without close_range(2) (a kernel before
+    5.9, a seccomp profile, an old libc) closerange closes every number up
+    to the limit one by one: seconds per start."""
+    if limit is None:
+        limit = os.sysconf("SC_OPEN_MAX")  # (no fd of ours is above the fd limit)
+    if 0 < limit <= CLOSERANGE_MAX:
+        for start, end in fd_gaps(keep, 3, limit):
+            os.closerange(start, end)
+        return
+    kept = set(keep)
+    try:
+        mine = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        mine = list(range(3, CLOSERANGE_MAX))
+    for fd in mine:
+        if fd > 2 and fd not in kept:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # (the listing's own directory fd, already closed)
 
 
 class Child(Terminals):

@@ -287,6 +287,12 @@ class Root(ControlServer, Respawns):
         proc = CTX.Process(target=child_main, name=f"looop-{spec.sid}", daemon=True,
                            args=(spec, child_end, os.getpid(), own, free[2]))
         proc.start()
+        if proc.sentinel != free[0]:
+            # moved by two fds at once (the child's check sees one): the child
+            # would close its own end of our sentinel pipe. It must not run;
+            # it is unreaped, so the pid is ours, and its death is reported
+            # as any start that died.
+            os.kill(proc.pid, signal.SIGKILL)
         # multiprocessing keeps every started Process in a module set and
         # polls all of them (waitpid) on each start(): O(N²) for N workers.
         # The root reaps its children itself (sentinels, join by pid), so
