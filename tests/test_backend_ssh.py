@@ -142,36 +142,49 @@ def test_two_data_dirs_on_one_host_never_touch_each_other(tmp_path, monkeypatch)
     a, b = str(tmp_path / "a" / "data"), str(tmp_path / "b" / "data")
     for d in (a, b):
         configure(d, pidns=False, hosts=HOSTS[:1])
-    use_profile(monkeypatch, a)
-    ta = Tree(a)
-    start("x", READY + "sleep 1000")
-    expect("x", "ready")
-    mine = marked(a, "x")
-    use_profile(monkeypatch, b)
-    tb = Tree(b, new_group=True)
-    start("x", "trap '' HUP; echo ready; sleep 1000 & wait")
-    expect("x", "ready")
-    theirs = wait_until(lambda: marked(b, "x"), 10, "B's remote process")
-    # root and children at once: no child cleans up (a group kill no longer
-    # does that: children lead their own groups and clean up, faults item 8)
-    for p in [c.pid for c in psutil.Process(tb.pid).children()] + [tb.pid]:
-        os.kill(p, signal.SIGKILL)
-    tb.proc.wait(5)
-    tb.out.close()
-    time.sleep(0.5)
-    assert [p for p in theirs if alive(p)], "the HUP-proof process should outlive B's tree"
-    def asked() -> dict | None:  # None while the host did not answer (a loaded box: its 10 s bound)
-        r = run("ls", "--json", "--remote", check=True, timeout=60)
-        return None if r.stderr else next(x for x in json.loads(r.stdout) if x["id"] == "x")
-    row = wait_until(asked, 60, "the host to answer ls --remote")
-    assert (row["state"], row["remote"]["host"]) == ("orphaned", HOSTS[0])
-    tb2 = Tree(b)  # B's next root sweeps the host by B's hash
-    wait_gone(theirs, 10, "B's leftovers")
-    assert mine and all(alive(p) for p in mine), "A's remote processes were touched"
-    tb2.stop()
-    use_profile(monkeypatch, a)
-    ta.stop()
-    assert not marked(a) and not marked(b)
+    trees: list[Tree] = []
+    try:
+        use_profile(monkeypatch, a)
+        ta = Tree(a)
+        trees.append(ta)
+        start("x", READY + "sleep 1000")
+        expect("x", "ready")
+        mine = marked(a, "x")
+        use_profile(monkeypatch, b)
+        tb = Tree(b, new_group=True)
+        start("x", "trap '' HUP; echo ready; sleep 1000 & wait")
+        expect("x", "ready")
+        theirs = wait_until(lambda: marked(b, "x"), 10, "B's remote process")
+        # root and children at once: no child cleans up (a group kill no longer
+        # does that: children lead their own groups and clean up, faults item 8)
+        for p in [c.pid for c in psutil.Process(tb.pid).children()] + [tb.pid]:
+            os.kill(p, signal.SIGKILL)
+        tb.proc.wait(5)
+        tb.out.close()
+        wait_until(lambda: not alive(tb.pid), 5, "B's root gone")
+        assert [p for p in theirs if alive(p)], "the HUP-proof process should outlive B's tree"
+
+        def asked() -> dict | None:  # None while the host did not answer (a loaded box: its 10 s bound)
+            r = run("ls", "--json", "--remote", check=True, timeout=60)
+            return None if r.stderr else next(x for x in json.loads(r.stdout) if x["id"] == "x")
+        row = wait_until(asked, 60, "the host to answer ls --remote")
+        assert (row["state"], row["remote"]["host"]) == ("orphaned", HOSTS[0])
+        tb2 = Tree(b)  # B's next root sweeps the host by B's hash
+        trees.append(tb2)
+        wait_gone(theirs, 10, "B's leftovers")
+        assert mine and all(alive(p) for p in mine), "A's remote processes were touched"
+        tb2.stop()
+        use_profile(monkeypatch, a)
+        ta.stop()
+        assert not marked(a) and not marked(b)
+    finally:  # a failure above must not leave A's root (or B's second) running
+        for t in reversed(trees):
+            use_profile(monkeypatch, t.d)
+            if t.proc.poll() is None:
+                t.stop()
+        for d in (a, b):
+            for p in marked(d):
+                os.kill(p, signal.SIGKILL)
 
 
 def test_fifty_ssh_workers_at_once_against_a_default_maxstartups(ssh_dir):
