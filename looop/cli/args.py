@@ -22,6 +22,15 @@ def duration(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
+def end_line() -> None:
+    """After Ctrl-C the terminal has echoed `^C` with no newline; a verb
+    that ends by exiting (not by the signal, after which the shell would
+    end the line itself) ends it, so the shell's prompt starts its own."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
 def columns() -> int:
     """The width argparse's help gets: shutil.get_terminal_size's columns
     (COLUMNS, else the terminal on sys.__stdout__, else 80), without

@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from looop.cli.args import duration, parser
+from looop.cli.args import duration, end_line, parser
 from looop.registry import rows, where
 from looop.store import paths
 from looop.store.title import FLAG
@@ -195,4 +195,5 @@ def redraw(render: Any, watch: bool, every: float) -> int:
             sys.stdout.flush()
             time.sleep(max(0.1, every))
     except KeyboardInterrupt:
+        end_line()
         return 0

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from looop.cli.args import duration, parser, session_arg
+from looop.cli.args import duration, end_line, parser, session_arg
 from looop.errors import LooopError, Timeout, UsageError
 from looop.store import jsonio, paths, sessions
 
@@ -130,6 +130,7 @@ def _follow(d: str, sid: str, offset: int, raw: bool, held: bytes = b"") -> int:
             else:
                 time.sleep(POLL)
     except KeyboardInterrupt:
+        end_line()
         return 0
 
 

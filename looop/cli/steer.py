@@ -171,11 +171,7 @@ def _targets(verb: str, a: argparse.Namespace) -> list[str]:
                              f"add --yes (stdin is not a terminal)")
         sys.stderr.write(f"{verb} {len(ids)} worker{'s' * (len(ids) != 1)} ({', '.join(ids)})? [y/N] ")
         sys.stderr.flush()
-        try:
-            answer = sys.stdin.readline()
-        except KeyboardInterrupt:
-            sys.stderr.write("\n")  # the shell's prompt on a line of its own
-            raise
+        answer = sys.stdin.readline()  # Ctrl-C: main ends the line, exit 130
         if not answer:
             sys.stderr.write("\n")  # Ctrl-D: the terminal echoed no newline
         if answer.strip().lower() not in ("y", "yes"):
