@@ -119,7 +119,7 @@ def cmd_event(argv: list[str]) -> int:
     p = parser("_event", "Report a worker's activity from an agent hook.")
     session_arg(p)
     p.add_argument("state", help=" | ".join(EVENT_STATES))
-    p.add_argument("note", nargs="*")
+    p.add_argument("note", nargs="*", default=[])  # a default: argparse calls a bare "*" required
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if a.state not in EVENT_STATES:
@@ -234,7 +234,7 @@ def cmd_kill(argv: list[str]) -> int:
 def cmd_flag(argv: list[str]) -> int:
     p = parser("flag", "Raise a worker's attention flag (shown in ls, titles, the prompt and NEEDS YOU).")
     session_arg(p)
-    p.add_argument("message", nargs="*")
+    p.add_argument("message", nargs="*", default=[])  # a default: argparse calls a bare "*" required
     a = p.parse_args(argv)
     _call("flag", a.id, note=" ".join(a.message) or None)
     return 0
