@@ -185,6 +185,8 @@ class Root(ControlServer, Respawns):
                 if self.stopping:
                     self.stop_deadline = time.monotonic()  # second signal: no more grace
                 else:
+                    if sig == signal.SIGINT:
+                        self.out.end_echo()
                     self.shutdown(f"got {signal.Signals(sig).name}")
             elif sig == signal.SIGCHLD:
                 self._reap_orphans()
