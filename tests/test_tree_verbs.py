@@ -113,6 +113,18 @@ def test_wait_idle(t):
     ok("kill", "ticker")
 
 
+def test_a_timeout_given_in_bare_seconds_is_said_with_its_unit(t):
+    """`--timeout 1` is one second; the message said `within 1`."""
+    t.start("slow", "exec sleep 60")
+    r = run("expect", "slow", "never", "--timeout", "1")
+    assert (r.returncode, r.stderr) == (124, "looop expect: no match for 'never' within 1s\n")
+    r = run("wait", "slow", "--timeout", "0.5")
+    assert (r.returncode, r.stderr) == (124, "looop wait: slow still running after 0.5s\n")
+    r = run("wait", "slow", "--timeout", "500ms")
+    assert (r.returncode, r.stderr) == (124, "looop wait: slow still running after 500ms\n")
+    ok("kill", "slow")
+
+
 def test_shot_plain_ansi_json_trim(t):
     t.start("paint", r"printf '\e[31mRED\e[0m plain   \n\e[44m  \e[0m blue bg\nsecond\n'; exec cat")
     ok("expect", "paint", "second", "--timeout", "10s")
