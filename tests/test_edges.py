@@ -252,6 +252,60 @@ def _answered(lines: list[str]) -> list[str] | None:
     return None if end is None else [ln for ln in lines[start:end + 1] if ln]
 
 
+def test_ctrl_c_on_a_following_or_blocking_verb_ends_its_line(tree):
+    """Ctrl-C on `log -f`, `watch`, `logs`, `ls -w`, `wait`, `expect`,
+    driven in tmux as a person would: the terminal echoes `^C` and the
+    shell's next output starts a line of its own (it ran on after `^C`,
+    as `^C$ `). The followers end 0 (stopping to follow is their normal
+    end), the blocking verbs 130."""
+    import shutil
+    import subprocess
+    if not shutil.which("tmux"):
+        pytest.skip("tmux not installed")
+    import psutil
+    from conftest import BIN, kill_tmux
+    tree.start("cc", "while :; do echo tick; sleep 0.5; done")
+    sock = ["-L", f"looop-ctrlc-{os.getpid()}", "-f", "/dev/null"]
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", *sock, *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout
+
+    def interrupt(verb: str, started: str) -> list[str]:
+        """Run `verb`, wait for `started` on the screen, Ctrl-C: the lines from `^C` on."""
+        tmux("send-keys", f"clear; LOOOP_DATA_DIR={tree.d} {BIN} {verb}; echo rc=$?", "Enter")
+        wait_until(lambda: "rc=" not in (x := tmux("capture-pane", "-p"))
+                   and (started() if callable(started) else started in x), 15, f"{verb} to run")
+        tmux("send-keys", "C-c")
+        lines = wait_until(lambda: "rc=" in (x := tmux("capture-pane", "-p")) and x.splitlines(), 30,
+                           f"{verb} to end")
+        start = max(i for i, ln in enumerate(lines) if "^C" in ln)
+        return [ln.split("^C")[-1] for ln in lines[start:] if ln][:2]
+    def running(*argv: str):
+        """The verb's process sleeps in its poll (a blocking verb prints
+        nothing to see; a Ctrl-C during the interpreter's start is Python's)."""
+        def polling(pid: int) -> bool:
+            try:
+                with open(f"/proc/{pid}/wchan") as f:
+                    return f.read() == "hrtimer_nanosleep"
+            except OSError:
+                return False
+
+        def up() -> bool:
+            return any(p.info["cmdline"][-len(argv):] == list(argv) and polling(p.pid)
+                       for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"])
+        return up
+    try:
+        tmux("new-session", "-d", "-x", "200", "-y", "30", "env PS1='$ ' bash --norc --noprofile")
+        for verb, started, code in [("log -f cc", "tick", 0), ("watch cc", "tick", 0),
+                                    ("logs --no-pulse", "cc | tick", 0), ("ls -w", "cc", 0),
+                                    ("wait cc", running("wait", "cc"), 130),
+                                    ("expect cc never-printed", running("expect", "cc", "never-printed"), 130)]:
+            assert interrupt(verb, started) == ["", f"rc={code}"], verb
+    finally:
+        kill_tmux(*sock)
+
+
 def test_start_session_cwd_and_env(tree, tmp_path):
     where = tmp_path / "work dir"
     where.mkdir()

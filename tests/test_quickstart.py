@@ -112,6 +112,7 @@ def test_quick_start_in_a_clean_home_inside_tmux(tmp_path):
         wait_until(lambda: pane().rstrip().endswith("qs$"), 5, "the prompt back")
         for pat in stop_lines:
             assert pat.search(pane()), f"README example line /{pat.pattern}/ not on screen"
+        assert "^C" in pane().splitlines(), "the terminal's ^C on a line of its own, as in README"
         assert "Traceback" not in pane()
         wait_until(lambda: not tree_processes(d), 3, "every process of the tree to be gone")
         assert time.monotonic() - began < 8

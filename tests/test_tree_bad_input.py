@@ -33,6 +33,14 @@ def test_unknown_verb_and_flag():
     one_line_error(run("log", "pulse", "--tail", "many"), "log")
 
 
+def test_missing_arguments_name_only_the_required_ones(data_dir):
+    """`flag`'s message is optional (`looop flag id [message ...]`), so
+    `looop flag` alone must not say the message is required too."""
+    assert one_line_error(run("flag"), "flag") == "looop flag: the following arguments are required: id\n"
+    assert one_line_error(run("_event"), "_event") == (
+        "looop _event: the following arguments are required: id, state\n")
+
+
 @pytest.mark.parametrize("verb", ["send", "kill", "log", "shot", "wait", "flag", "restart",
                                   "attach", "start-session"])
 def test_bad_ids_are_refused_before_touching_disk(data_dir, verb):

@@ -113,6 +113,33 @@ def test_wait_idle(t):
     ok("kill", "ticker")
 
 
+def test_a_timeout_given_in_bare_seconds_is_said_with_its_unit(t):
+    """`--timeout 1` is one second; the message said `within 1`."""
+    t.start("slow", "exec sleep 60")
+    r = run("expect", "slow", "never", "--timeout", "1")
+    assert (r.returncode, r.stderr) == (124, "looop expect: no match for 'never' within 1s\n")
+    r = run("wait", "slow", "--timeout", "0.5")
+    assert (r.returncode, r.stderr) == (124, "looop wait: slow still running after 0.5s\n")
+    r = run("wait", "slow", "--timeout", "500ms")
+    assert (r.returncode, r.stderr) == (124, "looop wait: slow still running after 500ms\n")
+    ok("kill", "slow")
+
+
+def test_ls_all_on_a_narrow_terminal_keeps_the_data_dir_column(t):
+    """`ls --all` cuts its lines at the terminal's width; the DATA DIR
+    column, the only one that says which profile a row is, came after CMD
+    and was the first thing cut by any long command."""
+    from looop.cli.ls import table
+    from looop.registry import rows
+    t.start("longcmd", "sleep 60; : " + "x" * 200)
+    wait_until(lambda: any(r["id"] == "longcmd" and r["alive"] for r in ls()), 10, "longcmd live")
+    lines = table(rows(t.d, everywhere=True), 160).splitlines()
+    assert "DATA DIR" in lines[0] and lines[0].index("DATA DIR") < lines[0].index("CMD"), lines[0]
+    ours = [ln.split()[0] for ln in lines[1:] if t.d + " " in ln]  # other profiles may be live too
+    assert "pulse" in ours and "longcmd" in ours, lines
+    ok("kill", "longcmd")
+
+
 def test_shot_plain_ansi_json_trim(t):
     t.start("paint", r"printf '\e[31mRED\e[0m plain   \n\e[44m  \e[0m blue bg\nsecond\n'; exec cat")
     ok("expect", "paint", "second", "--timeout", "10s")

@@ -22,6 +22,22 @@ def duration(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
+def said(text: str) -> str:
+    """A duration as the user wrote it, for a message: a bare number gets
+    its unit (`--timeout 1` reads `within 1s`, not `within 1`)."""
+    m = _DUR.match(str(text))
+    return f"{m.group(1)}s" if m and m.group(2) is None else str(text).strip()
+
+
+def end_line() -> None:
+    """After Ctrl-C the terminal has echoed `^C` with no newline; a verb
+    that ends by exiting (not by the signal, after which the shell would
+    end the line itself) ends it, so the shell's prompt starts its own."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
 def columns() -> int:
     """The width argparse's help gets: shutil.get_terminal_size's columns
     (COLUMNS, else the terminal on sys.__stdout__, else 80), without

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 
-from looop.cli.args import duration, parser
+from looop.cli.args import duration, end_line, parser
 from looop.errors import UsageError
 from looop.store import paths, sessions
 
@@ -55,4 +55,5 @@ def cmd_logs(argv: list[str]) -> int:
                 sys.stdout.flush()
             time.sleep(every)
     except KeyboardInterrupt:
+        end_line()
         return 0

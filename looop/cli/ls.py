@@ -2,7 +2,7 @@
 finished rows from disk. Also the source of `status`'s worker list.
 
 --all adds live sessions of every other profile on this machine (with a
-DATA DIR column); finished sessions always come from this profile's disk.
+DATA DIR column, before CMD); finished sessions always come from this profile's disk.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from looop.cli.args import duration, parser
+from looop.cli.args import duration, end_line, parser
 from looop.registry import rows, where
 from looop.store import paths
 from looop.store.title import FLAG
@@ -92,7 +92,8 @@ def activity_cell(r: dict[str, Any]) -> str:
 def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
     now = time.time()
     everywhere = any("data_dir" in r for r in rs)
-    head = ["ID", "STATE", "ACTIVITY", "WHERE", "PID", "AGE", FLAG, "CMD"] + (["DATA DIR"] if everywhere else [])
+    # DATA DIR before CMD: a line is cut at the terminal's width, and CMD is the long one
+    head = ["ID", "STATE", "ACTIVITY", "WHERE", "PID", "AGE", FLAG] + (["DATA DIR"] if everywhere else []) + ["CMD"]
     used = usage(rs) if wide else {}
     if wide:
         head[6:6] = ["CPU", "RSS", "↺"]
@@ -101,7 +102,7 @@ def table(rs: list[dict[str, Any]], width: int, wide: bool = False) -> str:
         state = r["state"] + (f" {r['exit_code']}" if r["exit_code"] is not None and not r["alive"] else "")
         flag = (FLAG + (" " + r["note"] if r["note"] else "")) if r["flagged"] else ""
         row = [r["id"], state, activity_cell(r), where(r), str(r["pid"] or "-"),
-               _age(r, now), flag[:40], r["cmd"]] + ([r["data_dir"]] if everywhere else [])
+               _age(r, now), flag[:40]] + ([r["data_dir"]] if everywhere else []) + [r["cmd"]]
         if wide:
             cpu, rss = used.get(r["id"], (None, None))
             row[6:6] = [f"{cpu:.0f}%" if cpu is not None else "-", _mib(rss) if rss is not None else "-",
@@ -195,4 +196,5 @@ def redraw(render: Any, watch: bool, every: float) -> int:
             sys.stdout.flush()
             time.sleep(max(0.1, every))
     except KeyboardInterrupt:
+        end_line()
         return 0

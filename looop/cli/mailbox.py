@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from looop.cli.args import duration, parser
+from looop.cli.args import duration, parser, said
 from looop.errors import LooopError, Timeout, UsageError
 from looop.store import asks, paths, tells
 
@@ -55,7 +55,7 @@ def cmd_ask(argv: list[str]) -> int:
           file=sys.stderr, flush=True)
     got = asks.wait_answer(d, rec["id"], timeout)
     if got is None:
-        raise Timeout(f"no answer to {rec['id']} within {a.timeout} (it stays pending; "
+        raise Timeout(f"no answer to {rec['id']} within {said(a.timeout)} (it stays pending; "
                       "ask the same question again to keep waiting)")
     text = got["answer"]
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

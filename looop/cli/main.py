@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"looop: {e}" if verb == "run" else f"looop {verb}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        from looop.cli.args import end_line
+        end_line()
         return 130
     except BrokenPipeError:
         return 0

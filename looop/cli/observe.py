@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from looop.cli.args import duration, parser, session_arg
+from looop.cli.args import duration, end_line, parser, said, session_arg
 from looop.errors import LooopError, Timeout, UsageError
 from looop.store import jsonio, paths, sessions
 
@@ -130,6 +130,7 @@ def _follow(d: str, sid: str, offset: int, raw: bool, held: bytes = b"") -> int:
             else:
                 time.sleep(POLL)
     except KeyboardInterrupt:
+        end_line()
         return 0
 
 
@@ -292,7 +293,7 @@ def cmd_expect(argv: list[str]) -> int:
         if not live:
             raise LooopError(f"session {sid} ended without a match")
         if time.monotonic() >= deadline:
-            raise Timeout(f"no match for {a.regex!r} within {a.timeout}")
+            raise Timeout(f"no match for {a.regex!r} within {said(a.timeout)}")
         time.sleep(POLL)
 
 
@@ -328,7 +329,7 @@ def cmd_wait(argv: list[str]) -> int:
         return _wait_activity(d, sid, a.until, deadline, a.timeout)
     while alive(d, sid):
         if deadline is not None and time.monotonic() >= deadline:
-            raise Timeout(f"{sid} still running after {a.timeout}")
+            raise Timeout(f"{sid} still running after {said(a.timeout)}")
         time.sleep(POLL)
     st = sessions.read_status(d, sid)
     code = st.get("exit_code")
@@ -368,5 +369,5 @@ def cmd_wait_idle(argv: list[str]) -> int:
         elif now - quiet_since >= settle:
             return 0
         if now >= deadline:
-            raise Timeout(f"{sid} still producing output after {a.timeout}")
+            raise Timeout(f"{sid} still producing output after {said(a.timeout)}")
         time.sleep(POLL)

@@ -119,7 +119,7 @@ def cmd_event(argv: list[str]) -> int:
     p = parser("_event", "Report a worker's activity from an agent hook.")
     session_arg(p)
     p.add_argument("state", help=" | ".join(EVENT_STATES))
-    p.add_argument("note", nargs="*")
+    p.add_argument("note", nargs="*", default=[])  # a default: argparse calls a bare "*" required
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     if a.state not in EVENT_STATES:
@@ -171,11 +171,7 @@ def _targets(verb: str, a: argparse.Namespace) -> list[str]:
                              f"add --yes (stdin is not a terminal)")
         sys.stderr.write(f"{verb} {len(ids)} worker{'s' * (len(ids) != 1)} ({', '.join(ids)})? [y/N] ")
         sys.stderr.flush()
-        try:
-            answer = sys.stdin.readline()
-        except KeyboardInterrupt:
-            sys.stderr.write("\n")  # the shell's prompt on a line of its own
-            raise
+        answer = sys.stdin.readline()  # Ctrl-C: main ends the line, exit 130
         if not answer:
             sys.stderr.write("\n")  # Ctrl-D: the terminal echoed no newline
         if answer.strip().lower() not in ("y", "yes"):
@@ -238,7 +234,7 @@ def cmd_kill(argv: list[str]) -> int:
 def cmd_flag(argv: list[str]) -> int:
     p = parser("flag", "Raise a worker's attention flag (shown in ls, titles, the prompt and NEEDS YOU).")
     session_arg(p)
-    p.add_argument("message", nargs="*")
+    p.add_argument("message", nargs="*", default=[])  # a default: argparse calls a bare "*" required
     a = p.parse_args(argv)
     _call("flag", a.id, note=" ".join(a.message) or None)
     return 0

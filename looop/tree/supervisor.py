@@ -147,7 +147,7 @@ class Root(ControlServer, Respawns):
         files of writers that died mid-write removed."""
         old, n = perms.tighten(self.d)
         if n:
-            self.out.line("warn", "root.perms", f"made {self.d} owner-only: {n} entries had "
+            self.out.line("warn", "root.perms", f"made {self.d} owner-only: {n} {'entry' if n == 1 else 'entries'} had "
                           f"group/other access (the dir was {old:04o})", changed=n)
         atomic.sweep_tmp(self.d)
 
@@ -185,6 +185,8 @@ class Root(ControlServer, Respawns):
                 if self.stopping:
                     self.stop_deadline = time.monotonic()  # second signal: no more grace
                 else:
+                    if sig == signal.SIGINT:
+                        self.out.end_echo()
                     self.shutdown(f"got {signal.Signals(sig).name}")
             elif sig == signal.SIGCHLD:
                 self._reap_orphans()

@@ -57,6 +57,16 @@ class Printer:
         except (OSError, ValueError):
             pass  # stdout went away (terminal closed): the files remain the record
 
+    def end_echo(self) -> None:
+        """A terminal echoes Ctrl-C as `^C` with no newline: end that line
+        so the stop lines that follow each start their own."""
+        try:
+            if not self.json and self.stream.isatty():
+                self.stream.write("\n")
+                self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
 
 def _paint(text: str, level: str, dim: bool, bold: bool) -> str:
     from colorama import Fore, Style

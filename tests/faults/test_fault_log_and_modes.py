@@ -76,6 +76,16 @@ def test_a_pre_existing_0755_data_dir_is_made_owner_only(data_dir, tmp_path):
         assert stat.S_IMODE(os.stat(os.path.join(d, rel)).st_mode) == 0o600, rel
 
 
+def test_the_tightening_line_counts_one_entry_in_the_singular(data_dir):
+    """A new user's empty `mkdir` data dir (0755) is the one entry tightened."""
+    os.makedirs(data_dir, mode=0o755)
+    os.chmod(data_dir, 0o755)
+    t = Tree(data_dir)
+    t.stop()
+    assert f"made {data_dir} owner-only: 1 entry had group/other access (the dir was 0755)" in t.output(), \
+        t.output()
+
+
 def test_worker_commands_start_with_sigxfsz_at_default(tree):
     tree.start("x", "grep SigIgn /proc/self/status; exec cat")
     line = wait_until(lambda: next((ln for ln in log_text("x").splitlines() if "SigIgn" in ln), None),
