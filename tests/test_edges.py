@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from typing import Any
 
 import pytest
 
@@ -205,21 +206,29 @@ def test_kill_and_restart_all(tree):
     assert run("kill").returncode == 1  # neither an id nor --all
 
 
-def test_kill_all_asks_on_a_terminal_and_ends_its_line(tree, tmp_path):
-    """`kill --all` on a terminal asks [y/N], driven in tmux as a person
-    would: n keeps them; Ctrl-C and Ctrl-D do nothing and end the prompt's
-    line (the shell's next output once ran on after `[y/N] `); y kills."""
+def _terminal(name: str) -> tuple[list[str], Any]:
+    """A private tmux server's arguments and a `tmux(*args) → stdout` for
+    it (skips the test without tmux); the caller starts a session in it and
+    ends it with kill_tmux(*sock)."""
     import shutil
     import subprocess
     if not shutil.which("tmux"):
         pytest.skip("tmux not installed")
-    from conftest import BIN, kill_tmux
-    tree.start("k1", "sleep 60")
-    sock = ["-L", f"looop-edges-{os.getpid()}", "-f", "/dev/null"]
+    sock = ["-L", f"looop-{name}-{os.getpid()}", "-f", "/dev/null"]
 
     def tmux(*args: str) -> str:
         return subprocess.run(["tmux", *sock, *args], capture_output=True, text=True, timeout=10,
                               check=True).stdout
+    return sock, tmux
+
+
+def test_kill_all_asks_on_a_terminal_and_ends_its_line(tree, tmp_path):
+    """`kill --all` on a terminal asks [y/N], driven in tmux as a person
+    would: n keeps them; Ctrl-C and Ctrl-D do nothing and end the prompt's
+    line (the shell's next output once ran on after `[y/N] `); y kills."""
+    from conftest import BIN, kill_tmux
+    sock, tmux = _terminal("edges")
+    tree.start("k1", "sleep 60")
 
     def ask(*keys: str) -> list[str]:
         """Run `kill --all`, answer with `keys`: the lines from the question on."""
@@ -258,18 +267,10 @@ def test_ctrl_c_on_a_following_or_blocking_verb_ends_its_line(tree):
     shell's next output starts a line of its own (it ran on after `^C`,
     as `^C$ `). The followers end 0 (stopping to follow is their normal
     end), the blocking verbs 130."""
-    import shutil
-    import subprocess
-    if not shutil.which("tmux"):
-        pytest.skip("tmux not installed")
     import psutil
     from conftest import BIN, kill_tmux
+    sock, tmux = _terminal("ctrlc")
     tree.start("cc", "while :; do echo tick; sleep 0.5; done")
-    sock = ["-L", f"looop-ctrlc-{os.getpid()}", "-f", "/dev/null"]
-
-    def tmux(*args: str) -> str:
-        return subprocess.run(["tmux", *sock, *args], capture_output=True, text=True, timeout=10,
-                              check=True).stdout
 
     def interrupt(verb: str, started: str) -> list[str]:
         """Run `verb`, wait for `started` on the screen, Ctrl-C: the lines from `^C` on."""

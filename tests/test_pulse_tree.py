@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from typing import Any, Callable
 
 import pytest
 
@@ -167,13 +168,14 @@ def test_stopping_the_tree_mid_beat_leaves_no_runner(data_dir, tmp_path):
     assert "Traceback" not in t.output()
 
 
-def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
+def _surfacing(d: str, tmp_path: Any) -> tuple[Any, dict[str, str], Callable[..., Any]]:
+    """A fake decider whose workers print their id, a pulse env that opens
+    tmux windows for flags, and a private tmux server with one session:
+    (fake, env, tmux(*args) → CompletedProcess)."""
     import shutil
     import subprocess
-    import pytest
     if not shutil.which("tmux"):
         pytest.skip("tmux not installed")
-    d = data_dir
     fake = setup_fake(d, str(tmp_path / "ctl"), interactive=WORKER)
     tmux_dir = tmp_path / "tmux"
     tmux_dir.mkdir()
@@ -183,6 +185,12 @@ def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
     def tmux(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["tmux", *args], env=env, capture_output=True, text=True, timeout=10)
     assert tmux("new-session", "-d", "-s", "looop-test", "sleep 300").returncode == 0
+    return fake, env, tmux
+
+
+def test_tmux_window_per_newly_flagged_worker(data_dir, tmp_path):
+    d = data_dir
+    fake, env, tmux = _surfacing(d, tmp_path)
     t = Tree(d, env=env)
     try:
         fake.queue({"action": "start_worker", "id": "w1", "prompt": "p"})
@@ -206,23 +214,12 @@ def test_sigterm_to_the_pulse_waiting_on_a_stopped_tmux_server_ends_it_at_once(d
     """Surfacing a flag opens a tmux window; a tmux server that cannot answer
     (SIGSTOPped) holds the client. SIGTERM to the pulse then ends it at once,
     not after the client's 5 s bound, and takes the client with it."""
-    import shutil
-    import subprocess
     import time
 
     import psutil
-    if not shutil.which("tmux"):
-        pytest.skip("tmux not installed")
     d = data_dir
-    fake = setup_fake(d, str(tmp_path / "ctl"), interactive=WORKER)
-    tmux_dir = tmp_path / "tmux"
-    tmux_dir.mkdir()
-    env = fast_env(LOOOP_TMUX_SURFACE="1", TMUX_TMPDIR=str(tmux_dir))
-    env.pop("TMUX", None)
-    assert subprocess.run(["tmux", "new-session", "-d", "-s", "looop-test", "sleep 300"], env=env,
-                          capture_output=True, timeout=10).returncode == 0
-    server = psutil.Process(int(subprocess.run(["tmux", "display", "-p", "#{pid}"], env=env, capture_output=True,
-                                               text=True, timeout=10).stdout.strip()))
+    fake, env, tmux = _surfacing(d, tmp_path)
+    server = psutil.Process(int(tmux("display", "-p", "#{pid}").stdout.strip()))
     t = Tree(d, env=env)
     try:
         fake.queue({"action": "start_worker", "id": "w1", "prompt": "p"})
