@@ -190,6 +190,8 @@ def test_limited_parked_then_resumed_at_the_named_time(data_dir, tmp_path):
         wait_until(lambda: rungs(d, "l") == ["park", "resume"], 15, "l resumed")
         resumed = events(d, "ladder_step", "l")[-1]["at"]
         assert t_until + 2 <= resumed < t_until + 2 + 3, (until, resumed)  # at T + margin, within a beat or so
+        # (the step is recorded once the keys are sent; the agent reads them a moment later)
+        wait_until(lambda: keys(keylog).endswith("\r"), 10, "the nudge's Enter read by l")
         assert keys(keylog) == NUDGE + "\r"  # the runner's nudge text, typed once
         wait_until(lambda: (row("l").get("activity") or {}).get("state") == "ready", 15, "l ready again")
         assert f"resumed: {NUDGE}" in run("shot", "l").stdout
@@ -279,6 +281,7 @@ def test_limited_without_a_reset_time_waits_limited_retry(data_dir, tmp_path):
         assert row("l")["parked"]["resume_at"] == pytest.approx(parked["at"] + 4, abs=0.01)
         wait_until(lambda: rungs(d, "l") == ["park", "resume"], 15, "l resumed")
         assert events(d, "ladder_step", "l")[1]["at"] >= parked["at"] + 4
+        wait_until(lambda: keys(keylog).endswith("\r"), 10, "the nudge's Enter read by l")
         assert keys(keylog) == NUDGE + "\r"
     finally:
         t.stop()
