@@ -35,9 +35,10 @@ def rows(d: str, everywhere: bool = False) -> list[dict[str, Any]]:
                 live[(t.data_dir, t.sid)] = (pid, t)
     out = []
     seen = set()
+    now = time.time()
     for (dd, sid), (pid, t) in live.items():
         st, meta = sessions.read_status(dd, sid), sessions.read_meta(dd, sid)
-        t = agreeing(t, st, lambda: title_of(pid), time.time())
+        t = agreeing(t, st, lambda: title_of(pid), now)
         seen.add((dd, sid))
         state = "stopped" if t.state == "running" and _stopped(st) else t.state
         out.append(_row(sid, t.role, state, True, st, meta, child_pid=pid,

@@ -25,6 +25,7 @@ from typing import Any
 
 from looop import wire
 from looop.errors import LooopError, NotRunning
+from looop.pulse import stop
 from looop.store import jsonio
 
 ENV = "LOOOP_PULSE_FD"
@@ -61,7 +62,6 @@ class Link(wire.LineClient):
         if self.broken:
             raise NotRunning("the link to the root is broken")
         self.sock.settimeout(timeout)
-        from looop.pulse import stop
         stop.check()  # asked to stop already: the move is not sent (its reply would never be read)
         deadline = time.monotonic() + timeout
         try:
@@ -80,7 +80,6 @@ class Link(wire.LineClient):
         """The next line, parsed; the wait for it ends on a stop request too
         (stop.Shutdown): a root that does not answer (stopped, swamped) must
         not hold a SIGTERMed pulse for the whole `timeout`."""
-        from looop.pulse import stop
         while (line := self.next_line()) is None:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -99,7 +98,6 @@ class Link(wire.LineClient):
         """Wait up to `secs`, returning as soon as an event line arrived
         (they are then in `events`), `wake` (an fd) is readable, or a stop
         was asked (`stop.Shutdown`)."""
-        from looop.pulse import stop
         if self.broken or self.events:
             return
         try:

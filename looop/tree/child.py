@@ -48,11 +48,11 @@ def child_main(spec: ChildSpec, conn: Any, root_pid: int, keep: tuple[int, ...],
     `keep`: the fds of ours the root knows (link, pass_fds) and the one the
     root's sentinel of us reads the other end of; `sentinel`: where
     multiprocessing put our end of the root's liveness pipe (see Root._fork)."""
-    if multiprocessing.parent_process().sentinel != sentinel:
+    got = multiprocessing.parent_process().sentinel
+    if got != sentinel:
         # then `keep` may name another fd than our sentinel pipe: closing
         # it would look like our death to the root. Fail the start instead.
-        raise RuntimeError(f"multiprocessing's pipes are not at the fds looop expects "
-                           f"({multiprocessing.parent_process().sentinel} != {sentinel})")
+        raise RuntimeError(f"multiprocessing's pipes are not at the fds looop expects ({got} != {sentinel})")
     # (multiprocessing opened /dev/null as our stdin at the lowest free fd:
     # kept, or sys.stdin would wrap whatever fd is opened next)
     close_all_but((*keep, sentinel, *_stdin_fd()))

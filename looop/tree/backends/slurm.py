@@ -144,11 +144,7 @@ def leftovers(wheres: list[Placement], h: str) -> list[str]:
     `wheres` (a slow squeue must not leave one behind). Returns
     "slurm::<jobid or name>" for each."""
     import getpass
-    ids = []
-    for line in _run(["squeue", "--me", "-h", "-o", "%i %j"]).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].startswith("looop-") and parts[1].endswith("-" + h):
-            ids.append(parts[0])
+    ids = list((_ours(h) or {}).values())
     if ids:
         _run(["scancel", *ids])
     user = getpass.getuser()
